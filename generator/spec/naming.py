@@ -1,0 +1,127 @@
+"""Naming rules shared by spec and generator: patterns, snake_case, plurals, reserved names."""
+
+from __future__ import annotations
+
+import keyword
+import re
+import sys
+
+SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+ENTITY_NAME_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]*$"
+ENUM_VALUE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+SCOPE_PATTERN = r"^[a-z][a-z0-9_.:-]*$"
+REMOTE_ENTITY_PATTERN = r"^[a-z][a-z0-9-]{1,30}\.[A-Z][A-Za-z0-9]*$"
+RATE_LIMIT_PATTERN = r"^[1-9][0-9]*/(second|minute|hour|day)$"
+
+RESERVED_FIELD_NAMES: tuple[str, ...] = ("id", "created_at", "updated_at", "version")
+"""Columns added to every entity automatically (in this order); a spec may not declare them."""
+
+SHADOWED_MODULES: tuple[str, ...] = ("datetime", "decimal", "uuid", "enum", "typing", "json")
+"""Standard-library modules the generated code imports by name."""
+
+SHADOWED_BUILTINS: tuple[str, ...] = (
+    "str",
+    "int",
+    "float",
+    "bool",
+    "list",
+    "dict",
+    "bytes",
+    "object",
+    "set",
+    "tuple",
+    "type",
+)
+"""Builtin names the generated code uses in type annotations."""
+
+ORM_RESERVED: tuple[str, ...] = ("metadata", "registry", "query")
+"""Attribute names SQLAlchemy declarative models or pydantic models use themselves."""
+
+QUERY_PARAMETERS: tuple[str, ...] = ("limit", "cursor", "sort")
+"""Query parameters of every list endpoint; a field of that name could not be filtered on."""
+
+ENTITY_EVENTS: tuple[str, ...] = ("created", "updated", "deleted")
+"""Lifecycle events an entity can publish (besides one per transition)."""
+
+
+def snake_case(name: str) -> str:
+    """``OrderLine`` -> ``order_line``, ``HTTPRequest`` -> ``http_request``."""
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    return text.lower()
+
+
+def pluralize(word: str) -> str:
+    """Simple English plural: y->ies after a consonant, s/x/z/ch/sh -> +es, else +s."""
+    if len(word) > 1 and word.endswith("y") and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    return word + "s"
+
+
+def default_plural(entity_name: str) -> str:
+    """The plural (table and URL name) of an entity without an explicit `plural`."""
+    return pluralize(snake_case(entity_name))
+
+
+def service_snake(service_name: str) -> str:
+    """``order-history`` -> ``order_history``."""
+    return service_name.replace("-", "_")
+
+
+def field_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a field name (a sentence), or None when it can."""
+    if keyword.iskeyword(name):
+        return f"field name '{name}' is a Python keyword; choose another name"
+    if name in RESERVED_FIELD_NAMES:
+        return (
+            f"field name '{name}' is added to every entity automatically "
+            f"({', '.join(RESERVED_FIELD_NAMES)}); remove this field"
+        )
+    if name in SHADOWED_MODULES:
+        return (
+            f"field name '{name}' would shadow the stdlib module '{name}' that the generated code "
+            f"imports ({', '.join(SHADOWED_MODULES)}); choose another name"
+        )
+    if name in SHADOWED_BUILTINS:
+        return (
+            f"field name '{name}' would shadow the builtin type '{name}' used in the generated "
+            "annotations; choose another name"
+        )
+    if name in ORM_RESERVED or name.startswith(("model_", "_")):
+        return (
+            f"field name '{name}' is reserved by SQLAlchemy/pydantic "
+            f"({', '.join(ORM_RESERVED)}, and names starting with 'model_' or '_'); "
+            "choose another name"
+        )
+    if name in QUERY_PARAMETERS:
+        return (
+            f"field name '{name}' clashes with the list query parameter '{name}' "
+            f"({', '.join(QUERY_PARAMETERS)}); choose another name"
+        )
+    return None
+
+
+def entity_name_problem(name: str) -> str | None:
+    """Why an entity called `name` cannot be generated (its snake_case name is used as a module)."""
+    snake = snake_case(name)
+    if keyword.iskeyword(snake):
+        return (
+            f"entity name '{name}' becomes the Python keyword '{snake}' in the generated code; "
+            "choose another name"
+        )
+    if snake in sys.stdlib_module_names:
+        return (
+            f"entity name '{name}' would shadow the stdlib module '{snake}' (its generated "
+            "module has that name); choose another name"
+        )
+    return None
+
+
+def identifier_problem(kind: str, name: str) -> str | None:
+    """Why a transition or handler name cannot be used as a Python identifier, or None."""
+    if keyword.iskeyword(name):
+        return f"{kind} '{name}' is a Python keyword; choose another name"
+    return None
