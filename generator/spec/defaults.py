@@ -8,7 +8,10 @@ import json
 import math
 import re
 import uuid
+from typing import Annotated
 from urllib.parse import urlsplit
+
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from .suggest import describe, suggestion
 
@@ -82,14 +85,33 @@ def _text_problem(field: dict[str, object], value: object) -> str | None:
     if isinstance(max_length, int) and not isinstance(max_length, bool) and len(value) > max_length:
         return f"default is {len(value)} characters long; max_length is {max_length}"
     pattern = field.get("pattern")
-    if isinstance(pattern, str):
-        try:
-            compiled = re.compile(pattern)
-        except (re.error, RecursionError, OverflowError, ValueError):
-            return None
-        if compiled.fullmatch(value) is None:
-            return f"default {describe(value)} does not match the pattern {pattern!r}"
+    if isinstance(pattern, str) and _fully_matches(pattern, value) is False:
+        return f"default {describe(value)} does not match the pattern {pattern!r}"
     return None
+
+
+def _fully_matches(pattern: str, value: str) -> bool | None:
+    """Whether `value` fully matches `pattern` (None when the pattern is invalid).
+
+    Uses pydantic's linear-time Rust engine when it supports the pattern, so that a pattern with
+    catastrophic backtracking cannot hang validation; Python's `re` otherwise (look-arounds).
+    """
+    try:
+        adapter: TypeAdapter[str] | None = TypeAdapter(
+            Annotated[str, StringConstraints(pattern=f"^(?:{pattern})$")]
+        )
+    except Exception:
+        adapter = None
+    if adapter is not None:
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            return False
+        return True
+    try:
+        return re.fullmatch(pattern, value) is not None
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return None
 
 
 def _datetime_problem(kind: str, value: object) -> str | None:

@@ -18,6 +18,8 @@ from .suggest import describe
 
 MAX_DEPTH = 100
 MAX_NODES = 200_000
+MAX_FLOW_DEPTH = 300  # ruamel.yaml itself gives up (RecursionError) at about this depth
+_CHECKED_TAGS = (":timestamp", ":int", ":float")
 
 
 class DataError(Exception):
@@ -52,7 +54,7 @@ def to_plain(data: object) -> object:
         ident = id(value)
         if ident in memo:
             return memo[ident]
-        if isinstance(value, dict | list | tuple | set | frozenset):
+        if isinstance(value, dict | list | tuple):
             if ident in active:
                 raise DataError("the spec contains a recursive reference (an alias to itself)")
             active.add(ident)
@@ -76,7 +78,7 @@ def to_plain(data: object) -> object:
                 out.setdefault(key_text(key), converted)
             return out, size
         items: list[object] = []
-        assert isinstance(value, list | tuple | set | frozenset)
+        assert isinstance(value, list | tuple)
         for item in value:
             converted, count = convert(item, depth + 1)
             size += count
@@ -233,9 +235,11 @@ def _yaml_error(text: str, error: Exception) -> Finding:
         return Finding((), f"invalid YAML: {problem}", line=line, column=column)
     if isinstance(error, ReaderError):
         line, column = _offset_position(text, int(error.position))
+        character = error.character
+        shown = f"#x{character:04x}" if isinstance(character, int) else repr(character)
         return Finding(
             (),
-            f"invalid YAML: unacceptable character {error.character!r}",
+            f"invalid YAML: unacceptable character {shown} (special characters are not allowed)",
             line=line,
             column=column,
         )
@@ -281,8 +285,8 @@ def _duplicates(root: Node) -> list[Finding]:
     return findings
 
 
-def _failing_timestamp(text: str, root: Node) -> Finding | None:
-    """The position of a scalar that YAML resolves as a timestamp but that is no valid date."""
+def _failing_scalar(root: Node) -> Finding | None:
+    """The first scalar that YAML resolves as a number or date but cannot construct."""
     stack: list[Node] = [root]
     seen: set[int] = set()
     while stack:
@@ -295,22 +299,38 @@ def _failing_timestamp(text: str, root: Node) -> Finding | None:
                 stack.extend((key_node, value_node))
         elif isinstance(node, SequenceNode):
             stack.extend(node.value)
-        elif isinstance(node, ScalarNode) and str(node.tag).endswith(":timestamp"):
+        elif isinstance(node, ScalarNode) and str(node.tag).endswith(_CHECKED_TAGS):
             try:
                 YAML(typ="rt").load(str(node.value))
             except Exception as error:
                 line, column = _mark_position(node.start_mark)
+                kind = "date or timestamp" if str(node.tag).endswith("timestamp") else "number"
                 return Finding(
                     (),
-                    f"invalid date or timestamp {describe(str(node.value))}: {error}",
+                    f"invalid {kind} {describe(str(node.value))}: {error}",
                     line=line,
                     column=column,
                 )
     return None
 
 
+def _flow_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether brackets nest deeper than `limit` (ruamel would only fail slowly, by recursion)."""
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}" and depth:
+            depth -= 1
+    return False
+
+
 def load_yaml(text: str) -> Loaded:
     """Parse YAML text; syntax problems become findings (and `fatal`) instead of exceptions."""
+    if _flow_depth_exceeds(text, MAX_FLOW_DEPTH):
+        return Loaded(findings=[Finding((), "the YAML is nested too deeply")], fatal=True)
     try:
         root_node = YAML(typ="rt").compose(text)
     except RecursionError:
@@ -329,7 +349,7 @@ def load_yaml(text: str) -> Loaded:
     except Exception as error:
         if isinstance(error, YAMLError):
             return Loaded(findings=[_yaml_error(text, error)], fatal=True)
-        located = _failing_timestamp(text, root_node)
+        located = _failing_scalar(root_node)
         finding = located or Finding((), f"invalid YAML: {error}")
         return Loaded(findings=[finding], fatal=True)
     try:

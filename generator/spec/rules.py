@@ -206,6 +206,8 @@ def _states(base: Path, entity: _Entity) -> tuple[list[str], list[Finding]]:
                     f"{suggestion(state_field, enum_fields or list(entity.fields))}",
                 )
             )
+        elif known[1].get("type") not in FIELD_TYPES:
+            pass  # an unknown or missing type is reported where it is
         elif known[1].get("type") != "enum":
             findings.append(
                 Finding(

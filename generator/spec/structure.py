@@ -94,6 +94,10 @@ def _noun(path: Path) -> str:
     return _NOUNS.get(key, "value")
 
 
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def _model_at(path: Path) -> type[BaseModel] | None:
     return MODEL_AT.get(shape(path))
 
@@ -132,6 +136,12 @@ def _translate(error: Any) -> Finding:
         return Finding(path, f"expected {_EXPECTED[kind]}, got {describe(value)}")
     if kind in ("enum", "literal_error"):
         options = _options(path)
+        if not isinstance(value, str):
+            return Finding(
+                path,
+                f"expected {_article(_noun(path))}, got {describe(value)}; allowed: "
+                f"{allowed(options)}",
+            )
         return Finding(
             path,
             f"unknown {_noun(path)} {describe(value)}; allowed: {allowed(options)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 _MAX_SHOWN = 40
 
@@ -49,4 +50,8 @@ def describe(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
+    if isinstance(value, bytes | bytearray):
+        return "binary data"
+    if isinstance(value, AbstractSet):
+        return "a set"
     return f"a value of type {type(value).__name__}"
