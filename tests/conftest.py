@@ -1,0 +1,63 @@
+"""Shared fixtures of the generator tests: the repository, the example spec, CLI runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO_ROOT / "blueprints" / "ecommerce" / "specs" / "inventory.yaml"
+
+CliInvoker = Callable[..., Result]
+ProcessRunner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The microforge repository (holds copier.yml and template/)."""
+    return REPO_ROOT
+
+
+@pytest.fixture
+def example_spec() -> Path:
+    """The README's example spec: the inventory service of the e-commerce blueprint."""
+    return EXAMPLE
+
+
+@pytest.fixture
+def cli() -> CliInvoker:
+    """Invoke the `microforge` app in-process; `result.stdout` and `result.stderr` are apart."""
+    from microforge.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str | os.PathLike[str], input: str | None = None) -> Result:
+        return runner.invoke(app, [str(arg) for arg in args], input=input)
+
+    return invoke
+
+
+@pytest.fixture
+def microforge_process() -> ProcessRunner:
+    """Run `microforge` as a user would: a fresh process, stdin not a terminal."""
+
+    def run(
+        *args: str | os.PathLike[str], cwd: Path | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "microforge.cli", *map(str, args)],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
