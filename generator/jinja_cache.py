@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from jinja2 import BytecodeCache, Environment, FileSystemBytecodeCache
+from jinja2.bccache import Bucket
 
 DISABLE_VARIABLE = "MICROFORGE_NO_JINJA_CACHE"
 
@@ -67,6 +68,10 @@ class NamedBytecodeCache(FileSystemBytecodeCache):
 
     def get_cache_key(self, name: str, filename: str | None = None) -> str:
         return hashlib.sha256(f"{self.env_fingerprint}\0{name}".encode()).hexdigest()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with suppress(OSError):  # a full or read-only disk costs speed, never the render
+            super().dump_bytecode(bucket)
 
 
 def bytecode_cache(env: Environment) -> BytecodeCache | None:

@@ -130,6 +130,9 @@ def _run_copier(plan: RenderPlan, out: Path) -> list[str]:
                 str(out),
                 data=dict(plan.data),
                 defaults=True,
+                # the staging directory starts empty: Copier must never stop to ask (a template
+                # that renders two files to one path would otherwise prompt in mid-render)
+                overwrite=True,
                 unsafe=False,
                 quiet=True,
                 vcs_ref="HEAD",

@@ -168,3 +168,14 @@ def test_source_data_is_plain(example_spec: Path) -> None:
     source: SpecSource = read_spec(example_spec)
     assert type(source.data) is dict
     assert type(source.data["entities"]) is list
+
+
+def test_an_unusable_cache_directory_only_costs_speed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    root = tiny_template(tmp_path / "tpl")
+    result = render_service(tiny_plan(root), tmp_path / "out")
+    assert (result.dest / "hello.txt").read_text(encoding="utf-8") == "Hello you\n"
