@@ -38,7 +38,8 @@ def copier_copy(spec: dict[str, Any], dest: Path, **answers: Any) -> Path:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a generated project's tools: not this repo's virtualenv."""
-    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    inherited = {"VIRTUAL_ENV", "TEST_DATABASE_URL"}  # each leg says which database it wants
+    env = {key: value for key, value in os.environ.items() if key not in inherited}
     env.update({"UV_NO_PROGRESS": "1", "PYTHONDONTWRITEBYTECODE": "1", **extra})
     return env
 
