@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 import time
@@ -67,19 +66,26 @@ def render_service(
 ) -> RenderResult:
     """Render `plan` into `dest`; with `commit_message`, `git init` it and commit everything.
 
-    `dest` may be absent or an empty directory (replaced atomically), or with `force` a non-empty
-    directory (the rendered files are then moved over its content, and no commit is made if it
-    already is a git repository). `extra_files` (relative path -> text) are written along.
+    The project is rendered (and committed) in a staging directory first: next to `dest` when it
+    is absent (then renamed into place), inside `dest` when it is an empty directory (then its
+    entries are moved up, so `dest` itself, maybe someone's working directory, stays the same).
+    With `force`, `dest` may be non-empty: the rendered files are moved over its content, and no
+    commit is made if it already is a git repository. `extra_files` (path -> text) are added.
+    On any error `dest` is left as it was.
     """
     started = time.perf_counter()
     dest = Path(os.path.abspath(dest))
     check_destination(dest, force=force)
-    merge = dest.exists() and not is_empty_dir(dest)
-    created = _make_parents(dest.parent)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest.parent))
+    existed = dest.exists()
+    merge = existed and not is_empty_dir(dest)
+    created = [] if existed else _make_parents(dest.parent)
+    staging: Path | None = None
     notes: list[str] = []
     done = False
     try:
+        staging = Path(
+            tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest if existed else dest.parent)
+        )
         out = staging / dest.name  # same folder name as the destination: templates may use it
         notes += _run_copier(plan, out)
         for relative, text in (extra_files or {}).items():
@@ -87,30 +93,47 @@ def render_service(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         files = count_files(out)
-        committed = False
+        committed = commit_message is not None
         if merge:
             _merge_into(out, dest)
-            if commit_message is not None:
-                if (dest / ".git").exists():
-                    notes.append(f"{dest} already is a git repository: nothing was committed")
-                else:
-                    git_commit_all(dest, commit_message)
-                    committed = True
+            shutil.rmtree(staging)
+            if commit_message is not None and (dest / ".git").exists():
+                notes.append(f"{dest} already is a git repository: nothing was committed")
+                committed = False
+            elif commit_message is not None:
+                git_commit_all(dest, commit_message)
         else:
             if commit_message is not None:
                 git_commit_all(out, commit_message)
-                committed = True
-            if dest.exists():  # an empty directory: rename(2) replaces it; keep its mode
-                os.chmod(out, stat.S_IMODE(dest.stat().st_mode))
-            os.rename(out, dest)
+            if existed:
+                _move_entries(out, dest, keep=staging)
+            else:
+                os.rename(out, dest)
         done = True
     except OSError as error:
         raise RenderError(f"cannot write {dest}: {error}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         if not done:
             _remove_dirs(created)
     return RenderResult(dest, files, time.perf_counter() - started, committed, tuple(notes))
+
+
+def _move_entries(source: Path, dest: Path, *, keep: Path) -> None:
+    """Move the entries of `source` into the empty directory `dest`; on failure empty it again
+    (all but `keep`, the staging directory)."""
+    try:
+        for entry in source.iterdir():
+            os.rename(entry, dest / entry.name)
+    except OSError:
+        for entry in dest.iterdir():
+            if entry != keep:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        raise
 
 
 def _run_copier(plan: RenderPlan, out: Path) -> list[str]:

@@ -190,3 +190,17 @@ def test_the_render_is_reported(cli: CliInvoker, tmp_path: Path, example_spec: P
     assert result.exit_code == 0
     assert "Generated inventory-service in" in result.stdout
     assert "git commit" not in result.stdout
+
+
+def test_new_into_the_current_directory(
+    microforge_process: ProcessRunner, tmp_path: Path, example_spec: Path
+) -> None:
+    dest = tmp_path / "svc"
+    dest.mkdir()
+    inode = dest.stat().st_ino
+    result = microforge_process("new", ".", "--spec", example_spec, cwd=dest)
+    assert result.returncode == 0, result.stderr
+    assert dest.stat().st_ino == inode  # the same directory: a shell inside it sees the files
+    assert (dest / ".copier-answers.yml").is_file()
+    assert git(dest, "status", "--porcelain") == ""
+    assert not [p for p in dest.iterdir() if "microforge" in p.name]

@@ -179,3 +179,26 @@ def test_an_unusable_cache_directory_only_costs_speed(
     root = tiny_template(tmp_path / "tpl")
     result = render_service(tiny_plan(root), tmp_path / "out")
     assert (result.dest / "hello.txt").read_text(encoding="utf-8") == "Hello you\n"
+
+
+def test_a_failed_move_into_an_empty_directory_empties_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tiny_template(tmp_path / "tpl")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    real_rename = os.rename
+    calls: list[object] = []
+
+    def flaky_rename(src: str, dst: str) -> None:
+        if Path(dst).parent == dest:  # the moves of the rendered entries into dest
+            calls.append(src)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", flaky_rename)
+    with pytest.raises(RenderError, match=r"cannot write .*No space left"):
+        render_service(tiny_plan(root), dest)
+    assert len(calls) == 2
+    assert entries(dest) == []
