@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ class Case:
     cold: float | None
     files: int
     runs: list[float]
+    cpu: float
     ratio: float = 0.0
     checks: dict[str, bool] | None = None
 
@@ -54,15 +56,21 @@ def count_files(root: Path) -> int:
     return total
 
 
-def timed(command: list[str], dest: Path, env: dict[str, str]) -> float:
-    """Seconds one fresh process takes to write `dest` (removed first)."""
+def timed(command: list[str], dest: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one fresh process writing `dest` (removed first).
+
+    The CPU time, children included (git, ...), is what contention on a busy machine changes least.
+    """
     shutil.rmtree(dest, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{result.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def measure(name: str, command: list[str], dest: Path, runs: int, *, cold: bool) -> Case:
@@ -71,9 +79,11 @@ def measure(name: str, command: list[str], dest: Path, runs: int, *, cold: bool)
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
         env["XDG_CACHE_HOME"] = cache  # a cache of this benchmark's own: the cold run is cold
         if cold:
-            cold_time = timed(command, dest, env)
-        times = [timed(command, dest, env) for _ in range(runs)]
-    return Case(name, min(times), cold_time, count_files(dest), times)
+            cold_time = timed(command, dest, env)[0]
+        measured = [timed(command, dest, env) for _ in range(runs)]
+    times = [wall for wall, _ in measured]
+    cpu = min(cpu for _, cpu in measured)
+    return Case(name, min(times), cold_time, count_files(dest), times, cpu)
 
 
 def floor_template(root: Path) -> Path:
@@ -175,6 +185,7 @@ def run(runs: int) -> dict[str, Any]:
         "runs": runs,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "cases": [
             {**asdict(case), "files_per_second": round(case.files_per_second, 1)} for case in cases
         ],
@@ -186,8 +197,8 @@ def print_table(report: dict[str, Any]) -> None:
         f"generation benchmark: best of {report['runs']} fresh processes "
         f"(Python {report['python']}, {report['cpus']} CPUs)\n"
     )
-    columns = ("best s", "cold s", "files", "files/s", "x floor")
-    widths = (7, 7, 6, 8, 8)
+    columns = ("best s", "cpu s", "cold s", "files", "files/s", "x floor")
+    widths = (7, 6, 7, 6, 8, 8)
     header = f"{'case':<38} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     header += "  targets"
     print(header)
@@ -197,10 +208,15 @@ def print_table(report: dict[str, Any]) -> None:
         checks = case["checks"] or {}
         verdict = ", ".join(f"{'PASS' if ok else 'FAIL'} {what}" for what, ok in checks.items())
         print(
-            f"{case['name']:<38} {case['best']:>7.3f} {cold:>7} {case['files']:>6} "
-            f"{case['files_per_second']:>8.1f} {case['ratio']:>8.2f}  {verdict or '-'}"
+            f"{case['name']:<38} {case['best']:>7.3f} {case['cpu']:>6.3f} {cold:>7} "
+            f"{case['files']:>6} {case['files_per_second']:>8.1f} {case['ratio']:>8.2f}  "
+            f"{verdict or '-'}"
         )
-    print("\ncold = first run on an empty Jinja bytecode cache (a user's very first `new`).")
+    print(
+        "\ncpu = least user+system CPU seconds of a run (children included); cold = first run on"
+        "\nan empty Jinja bytecode cache (a user's very first `new`). Load average at the end: "
+        + ", ".join(f"{load:.2f}" for load in report["load_average"])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
