@@ -6,6 +6,7 @@ run through `uv run` in that directory, outside microforge's own virtual environ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -124,18 +125,24 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def stop(process: subprocess.Popen[Any]) -> None:
-    """Stop a server started in its own process group: SIGINT, then SIGTERM, then SIGKILL."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    """Stop a server started in its own process group: SIGINT, then SIGTERM, then SIGKILL.
+
+    The first two go to `uv run` alone, which forwards them to the server (signalling the whole
+    group would deliver them twice, and uvicorn takes a second SIGINT as "quit now"); SIGKILL
+    goes to the whole group.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
         if process.poll() is not None:
             return
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
+        process.send_signal(sig)
         try:
             process.wait(timeout=STOP_TIMEOUT)
+            return
         except subprocess.TimeoutExpired:
             continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def free_port() -> int:

@@ -112,5 +112,6 @@ def test_run_serves_until_ctrl_c(inventory: Path) -> None:
     assert process.returncode == 130, output  # the shell's status for Ctrl-C
     assert "Finished server process" in output  # a graceful shutdown
     assert "Traceback" not in output
+    assert "never awaited" not in output  # one SIGINT reached the server, not two
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
