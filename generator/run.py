@@ -114,7 +114,13 @@ def run_service(service: Service, *, port: int = 8000, host: str = "127.0.0.1") 
     try:
         return server.wait()
     except KeyboardInterrupt:
-        stop(server)
+        # A terminal's Ctrl-C may reach us twice (directly, and forwarded by a `uv run` above
+        # us): once stopping has begun, further interrupts must not cut it short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            stop(server)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         return INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -3,6 +3,7 @@ service) the smoke test and a foreground run stopped by Ctrl-C."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -85,13 +86,15 @@ def test_smoke_on_the_generated_inventory(
 
 @needs_template
 @pytest.mark.generated
-def test_run_serves_until_ctrl_c(inventory: Path) -> None:
+@pytest.mark.parametrize("target", ["process", "terminal-group"])
+def test_run_serves_until_ctrl_c(inventory: Path, target: str) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "microforge.cli", "run", str(inventory), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 600
@@ -104,7 +107,10 @@ def test_run_serves_until_ctrl_c(inventory: Path) -> None:
                 assert process.poll() is None, process.communicate()[0]
                 assert time.monotonic() < deadline, "the service never answered /health"
                 time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
+        if target == "process":
+            process.send_signal(signal.SIGINT)
+        else:  # a terminal's Ctrl-C: every process of the foreground group gets it
+            os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
