@@ -1,8 +1,8 @@
 """The render layer: drive Copier to write one service, atomically, and make its first commit.
 
-The project is rendered into a staging directory next to the destination (same filesystem), then
-renamed into place, so an error leaves the destination as it was. This is the only module that
-imports Copier, lazily (``import copier`` costs about 0.3 s); `speedups` makes it faster.
+The project is rendered (and committed) in a staging directory on the destination's filesystem,
+then renamed into place, so an error leaves the destination as it was. This is the only module
+that imports Copier, lazily (``import copier`` costs about 0.3 s); `speedups` makes it faster.
 """
 
 from __future__ import annotations
