@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from microforge.interactive import Prompter, ask_spec, enum_values, matches, positive_int
-from microforge.plan import spec_from_data
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
+
+from microforge.interactive import Prompter, ask_spec, enum_values, matches, positive_int
+from microforge.plan import spec_from_data
 
 DOWN = "\x1b[B"
 

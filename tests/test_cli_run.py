@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CliInvoker, ProcessRunner
+
 from microforge.run import RunError, find_service, free_port
 
 TEMPLATE_READY = (
@@ -63,8 +64,9 @@ def test_run_refuses_a_directory_that_is_not_a_service(cli: CliInvoker, tmp_path
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example service, generated once for this module."""
-    from microforge.cli import app
     from typer.testing import CliRunner
+
+    from microforge.cli import app
 
     dest = tmp_path_factory.mktemp("run") / "inventory"
     spec = Path(__file__).resolve().parents[1] / "blueprints/ecommerce/specs/inventory.yaml"

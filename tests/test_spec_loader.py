@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from microforge.spec import SpecError, SpecIssue, parse_spec
 
 

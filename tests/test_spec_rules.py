@@ -9,6 +9,7 @@ from __future__ import annotations
 from textwrap import dedent
 
 import pytest
+
 from microforge.spec import SpecError, SpecIssue, parse_spec, validate_spec_data
 
 MARK = "«"

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from microforge.spec import FIELD_TYPES, OPERATIONS, spec_json_schema, write_json_schema
 from microforge.spec.schema import SCHEMA_FILE, schema_text
 

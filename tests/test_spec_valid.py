@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import microforge.spec as spec_api
 import pytest
+
+import microforge.spec as spec_api
 from microforge.spec import (
     FIELD_TYPES,
     OPERATIONS,
