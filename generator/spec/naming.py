@@ -38,6 +38,27 @@ SHADOWED_BUILTINS: tuple[str, ...] = (
 ORM_RESERVED: tuple[str, ...] = ("metadata", "registry", "query")
 """Attribute names SQLAlchemy declarative models or pydantic models use themselves."""
 
+GENERATED_CODE_NAMES: tuple[str, ...] = (
+    "sa",
+    "mapped_column",
+    "field_validator",
+    "classmethod",
+    "construct",
+    "copy",
+    "from_orm",
+    "parse_file",
+    "parse_obj",
+    "parse_raw",
+    "schema",
+    "schema_json",
+    "update_forward_refs",
+    "validate",
+)
+"""Names the generated model and schema class bodies use, or pydantic's BaseModel methods."""
+
+GENERATED_CLASS_NAMES: tuple[str, ...] = ("Mapped", "Any", "UTCDateTime", "Entity", "Base")
+"""Names the generated model modules import and use; an entity class may not take them."""
+
 QUERY_PARAMETERS: tuple[str, ...] = ("limit", "cursor", "sort")
 """Query parameters of every list endpoint; a field of that name could not be filtered on."""
 
@@ -96,6 +117,11 @@ def field_name_problem(name: str) -> str | None:
             f"({', '.join(ORM_RESERVED)}, and names starting with 'model_' or '_'); "
             "choose another name"
         )
+    if name in GENERATED_CODE_NAMES:
+        return (
+            f"field name '{name}' is used by the generated model and schema classes "
+            f"({', '.join(GENERATED_CODE_NAMES)}); choose another name"
+        )
     if name in QUERY_PARAMETERS:
         return (
             f"field name '{name}' clashes with the list query parameter '{name}' "
@@ -116,6 +142,11 @@ def entity_name_problem(name: str) -> str | None:
         return (
             f"entity name '{name}' would shadow the stdlib module '{snake}' (its generated "
             "module has that name); choose another name"
+        )
+    if name in GENERATED_CLASS_NAMES:
+        return (
+            f"entity name '{name}' is a name the generated model modules use "
+            f"({', '.join(GENERATED_CLASS_NAMES)}); choose another name"
         )
     return None
 
