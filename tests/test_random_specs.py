@@ -110,6 +110,7 @@ def test_validator_refuses_what_the_template_cannot_support(entity: str, field: 
     max_examples=int(os.environ.get("MICROFORGE_RENDER_SPECS", "200")),
     deadline=None,
     database=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(spec=valid_specs())

@@ -56,7 +56,7 @@ GENERATED_CODE_NAMES: tuple[str, ...] = (
 )
 """Names the generated model and schema class bodies use, or pydantic's BaseModel methods."""
 
-GENERATED_CLASS_NAMES: tuple[str, ...] = ("Mapped", "Any", "UTCDateTime", "Entity", "Base")
+GENERATED_CLASS_NAMES: tuple[str, ...] = ("Mapped", "Any", "UTCDateTime")
 """Names the generated model modules import and use; an entity class may not take them."""
 
 QUERY_PARAMETERS: tuple[str, ...] = ("limit", "cursor", "sort")
