@@ -108,14 +108,17 @@ TRICKY_ENTITY_NAMES = (
     "Settings",
     "Response",
     "List",
+    "Tuple",
+    "Dict",
+    "Str",
+    "Object",
     "Read",
     "ListQuery",
     "BaseModel",
 )
 UNSUPPORTED_ENTITY_NAMES = (
-    # Valid today, but each is a name the generated model module imports and uses in the class
-    # body (sqlalchemy.orm.Mapped, typing.Any, database.UTCDateTime). The spec validator should
-    # refuse them; until it does, they are not drawn.
+    # Names the generated model module imports and uses in the class body (sqlalchemy.orm.Mapped,
+    # typing.Any, database.UTCDateTime): the validator refuses them.
     "Mapped",
     "Any",
     "UTCDateTime",
@@ -193,10 +196,9 @@ TRICKY_FIELD_NAMES = (
     "text",
 )
 UNSUPPORTED_FIELD_NAMES = (
-    # Valid today, but the generated classes cannot have them: the model and schema class bodies
-    # use these names after the fields are defined, and pydantic's BaseModel has these methods.
-    # The spec validator should refuse them (like `json` or `model_*`); until it does, they are
-    # not drawn (see test_random_specs.test_validator_refuses_what_the_template_cannot_support).
+    # The generated classes cannot have them: the model and schema class bodies use these names
+    # after the fields are defined, and pydantic's BaseModel has these methods. The validator
+    # refuses them (test_random_specs.test_validator_refuses_what_the_template_cannot_support).
     "sa",
     "mapped_column",
     "field_validator",
