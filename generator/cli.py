@@ -1,4 +1,4 @@
-"""The `microforge` command line: validate, schema, new, run.
+"""The `microforge` command line: validate, schema, new, update, run.
 
 Every bad input ends with a clean message on stderr and exit status 2, never a traceback.
 Layers are imported inside the commands so that `--help` and `validate` stay fast.
@@ -294,6 +294,85 @@ def run(
     except OSError as error:
         fail(f"cannot run {directory}: {error}")
     raise typer.Exit(status)
+
+
+@app.command()
+def update(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR", help="A generated service, or a system (a directory of services)."
+        ),
+    ],
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec", "-s", metavar="SPEC", help="The service's new spec (one service only)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the diff the update would make; write nothing.")
+    ] = False,
+    allow_destructive: Annotated[
+        bool,
+        typer.Option(
+            "--allow-destructive",
+            help="Accept a migration that drops tables, columns or enum values, or narrows a type.",
+        ),
+    ] = False,
+) -> None:
+    """Update a service or a whole system to the template (and spec): code, then a new migration.
+
+    Works in a temporary clone; the directory changes only when every service updated without a
+    conflict or a refused migration, and then as uncommitted changes for you to review.
+    """
+    from . import update as updater
+    from .spec import SpecError
+
+    err = console(stderr=True)
+    data = None
+    try:
+        if spec is not None:
+            from .plan import read_spec
+
+            data = read_spec(spec).data
+        with progress(err, f"Updating {escape(str(directory))} ..."):
+            result = updater.update(
+                directory, spec=data, dry_run=dry_run, allow_destructive=allow_destructive
+            )
+    except SpecError as error:
+        fail_spec(error, "nothing was changed")
+    except (updater.ConflictError, updater.RefusedError) as error:
+        fail(str(error), 1)
+    except updater.UpdateError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"{error.filename or directory}: {error.strerror or error}")
+    except KeyboardInterrupt:
+        fail("interrupted: nothing was changed", 130)
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}")
+    out = console()
+    for project in result.projects:
+        migration = f", new migration {project.migration}" if project.migration else ""
+        changed = f"{len(project.changed)} files changed" if project.changed else "up to date"
+        out.print(
+            f"[green]✓[/] {escape(project.path)} ({project.kind}): {changed}{escape(migration)}"
+        )
+        for note in project.notes:
+            out.print(f"  [yellow]note:[/] {escape(note)}")
+    if dry_run:
+        if result.diff:
+            out.print(escape(result.stat), end="")
+            sys.stdout.write(result.diff)
+        out.print(f"Dry run: nothing was written ({result.seconds:.1f} s).")
+    elif result.applied:
+        out.print(
+            f"Updated in {result.seconds:.1f} s; the changes are not committed: review them "
+            "(git diff), run the tests, then commit."
+        )
+    else:
+        out.print(f"Nothing to update ({result.seconds:.1f} s).")
 
 
 def main() -> None:
