@@ -42,6 +42,11 @@ CASES: dict[str, tuple[Path, dict[str, str]]] = {
         SPECS / "orders.yaml",
         {"database": "sqlite", "python_version": "3.12"},
     ),
+    "minimal": (SPECS / "all_types.yaml", {}),  # replaced by MINIMAL: no events, no dependencies
+}
+MINIMAL = {
+    "name": "notes",
+    "entities": [{"name": "Note", "fields": [{"name": "body", "type": "text", "required": True}]}],
 }
 VALUES = ("default", "production")
 # Custom resources: kubernetes-validate has no schema for them (it warns and passes).
@@ -72,7 +77,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Project]:
     root = tmp_path_factory.mktemp("deploy")
     made = {}
     for name, (spec_path, answers) in CASES.items():
-        spec = load_yaml(spec_path)
+        spec = MINIMAL if name == "minimal" else load_yaml(spec_path)
         if name == "all-types-py313":  # quotes, $, a backslash, non-ASCII, YAML and shell syntax
             spec["description"] = 'Every type: "50% off" costs $5 \\ ~ día #1 {{ x }} `id`'
         path = copier_copy(spec, root / name, **answers)
@@ -414,8 +419,31 @@ def test_rendered_chart_is_locked_down(
         policy = found["NetworkPolicy", name]["spec"]
         assert policy["policyTypes"] == ["Ingress", "Egress"]
         ports = {p["port"] for rule in policy["egress"] for p in rule.get("ports", [])}
-        assert ports >= {53, 4222}
+        assert 53 in ports
         assert (5432 in ports) is postgres
+        # the broker, for services that publish or consume events (they have BROKER_URL)
+        spec = project.spec
+        consumes = (spec.get("events") or {}).get("consumes")
+        events_on = bool(consumes) or any(e.get("events") for e in spec["entities"])
+        assert (4222 in ports) is events_on
+        assert ("BROKER_URL" in config) is events_on
+        # the services it calls let in the pods labelled as their clients, and only them
+        callees = {d["service"] for d in project.spec.get("depends_on", [])}
+        labels = found["Deployment", name]["spec"]["template"]["metadata"]["labels"]
+        assert {k for k in labels if "client-of" in k} == {
+            f"microforge.dev/client-of-{c}" for c in callees
+        }
+        called = [
+            rule
+            for rule in policy["egress"]
+            if any(p["port"] == 8000 for p in rule["ports"])
+            and rule.get("to")
+            and "matchExpressions" in rule["to"][0].get("podSelector", {})
+        ]
+        assert bool(called) is bool(callees)
+        peers = [peer for rule in policy["ingress"] for peer in rule["from"]]
+        client_label = {f"microforge.dev/client-of-{name}": "true"}
+        assert {"podSelector": {"matchLabels": client_label}} in peers
         assert all(rule.get("from") for rule in policy["ingress"])  # no open ingress rule
 
 
