@@ -60,16 +60,17 @@ from ..problems import Conflict
 
 
 class ItemHooks(entity_hooks.EntityHooks[Item]):
-    """SKUs are upper case and never start with X; quantities stay under the configured cap."""
+    """SKUs are trimmed and never reserved; quantities stay under the cap; KEEP- items stay."""
 
     async def before_create(
         self,
         ctx: entity_hooks.HookContext,
         values: dict[str, Any],
     ) -> dict[str, Any]:
-        if str(values["sku"]).upper().startswith("X"):
-            raise entity_hooks.invalid("sku", "SKUs starting with X are reserved")
-        return {**values, "sku": str(values["sku"]).upper()}
+        sku = str(values["sku"]).strip()
+        if sku.lower().startswith("reserved-"):
+            raise entity_hooks.invalid("sku", "SKUs starting with reserved- are ours")
+        return {**values, "sku": sku}
 
     async def after_create(
         self,
@@ -85,8 +86,8 @@ class ItemHooks(entity_hooks.EntityHooks[Item]):
         row: Item,
         transition: str,
     ) -> None:
-        if transition == "retire" and row.quantity > 0:
-            raise Conflict("only an item out of stock can retire")
+        if transition == "retire" and row.sku.startswith("KEEP-"):
+            raise Conflict("KEEP- items never retire")
 '''
 USER_SETTINGS = '''"""Our settings."""
 
@@ -97,7 +98,7 @@ from pydantic_settings import BaseSettings
 class CustomSettings(BaseSettings):
     """Ours."""
 
-    max_item_quantity: int = Field(default=100, ge=0)
+    max_item_quantity: int = Field(default=2**31 - 1, ge=0)
 '''
 USER_ROUTES = '''"""Our routes."""
 
@@ -114,31 +115,41 @@ async def ping() -> dict[str, str]:
 '''
 USER_TESTS = '''"""Our rules, through the API."""
 
+import pytest
 from fastapi.testclient import TestClient
+
+from stock_service.settings import Settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The generated test settings with our cap."""
+    return settings.model_copy(update={"max_item_quantity": 100})
 
 
 def test_reserved_sku_is_refused_and_nothing_written(client: TestClient) -> None:
-    refused = client.post("/v1/items", json={"sku": "x-1"})
+    refused = client.post("/v1/items", json={"sku": "Reserved-1"})
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert [error["field"] for error in refused.json()["errors"]] == ["sku"]
     assert client.get("/v1/items").json()["items"] == []
 
 
-def test_sku_is_upper_cased(client: TestClient) -> None:
-    created = client.post("/v1/items", json={"sku": "ab-1"})
+def test_sku_is_trimmed(client: TestClient) -> None:
+    created = client.post("/v1/items", json={"sku": "  ab-1 "})
     assert created.status_code == 201, created.text
-    assert created.json()["sku"] == "AB-1"
+    assert created.json()["sku"] == "ab-1"
 
 
 def test_after_hook_rolls_the_insert_back(client: TestClient) -> None:
     refused = client.post("/v1/items", json={"sku": "big", "quantity": 101})
     assert refused.status_code == 409, refused.text
     assert client.get("/v1/items").json()["items"] == []
+    assert client.post("/v1/items", json={"sku": "big", "quantity": 100}).status_code == 201
 
 
 def test_transition_guard(client: TestClient) -> None:
-    item = client.post("/v1/items", json={"sku": "t-1", "quantity": 1}).json()
+    item = client.post("/v1/items", json={"sku": "KEEP-1"}).json()
     refused = client.post(f"/v1/items/{item['id']}/retire")
     assert refused.status_code == 409, refused.text
     assert client.get(f"/v1/items/{item['id']}").json()["status"] == "ACTIVE"
@@ -345,7 +356,7 @@ def test_update_keeps_user_files_merges_generated_edits_and_honours_hooks(
     report = _project_checks(project)
     for name in (
         "test_reserved_sku_is_refused_and_nothing_written",
-        "test_sku_is_upper_cased",
+        "test_sku_is_trimmed",
         "test_after_hook_rolls_the_insert_back",
         "test_transition_guard",
         "test_our_route",
