@@ -525,6 +525,12 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "jwks-not-a-url": {"config": {"AUTH_JWKS_URL": "jwks.json"}},
     "privilege-escalation": {"securityContext": {"allowPrivilegeEscalation": True}},
     "root": {"podSecurityContext": {"runAsNonRoot": False}},
+    "writable-root-filesystem": {"securityContext": {"readOnlyRootFilesystem": False}},
+    "capability-added": {
+        "securityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}
+    },
+    "capabilities-kept": {"securityContext": {"capabilities": {"drop": ["NET_RAW"]}}},
+    "no-seccomp": {"securityContext": {"seccompProfile": {"type": "Unconfined"}}},
     "digest-not-sha256": {"image": {"digest": "latest"}},
     "external-secret-without-store": {"secrets": {"externalSecret": {"enabled": True}}},
     "ingress-without-hosts": {"ingress": {"enabled": True, "hosts": []}},
