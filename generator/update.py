@@ -151,7 +151,7 @@ def update(
     if not target.is_dir():
         raise UpdateError(f"{target} is not a directory")
     root = git_root(target)
-    if status(root):
+    if status(root, untracked=False):
         raise UpdateError(
             f"{root} has uncommitted changes: commit or stash them first (Copier updates "
             "from a clean git tree, and you will want to review the update's diff alone)"
@@ -339,9 +339,11 @@ def git_root(path: Path) -> Path:
         ) from None
 
 
-def status(repo: Path) -> list[str]:
-    """Paths with uncommitted changes (untracked ones included), relative to the root."""
-    out = git(repo, "status", "--porcelain", "-z", "--untracked-files=all")
+def status(repo: Path, *, untracked: bool = True) -> list[str]:
+    """Paths with uncommitted changes (and untracked files unless not `untracked`), relative
+    to the root of the repository."""
+    mode = "--untracked-files=all" if untracked else "--untracked-files=no"
+    out = git(repo, "status", "--porcelain", "-z", mode)
     entries = out.split("\0")
     paths: list[str] = []
     index = 0
