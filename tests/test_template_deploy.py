@@ -86,26 +86,29 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Project]:
 
 
 @pytest.fixture(scope="module")
-def rendered(projects: dict[str, Project], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every chart rendered with both values files: <root>/<case>/<values>/<template path>."""
-    root = tmp_path_factory.mktemp("rendered")
+def rendered(projects: dict[str, Project]) -> Path:
+    """Every chart rendered with both values files where `make helm-template` and CI put them,
+    <case>/rendered/<values>/<chart>/templates/...; returns the directory holding the cases."""
     for project in projects.values():
         chart = helm.Chart.load(str(project.chart))
         for which in VALUES:
-            files = chart.render(
-                project.values(which), name=project.spec["name"], namespace=NAMESPACE
-            )
+            values = project.values(which)
+            files = chart.render(values, name=project.spec["name"], namespace=NAMESPACE)
             for template, text in files.items():
                 if template.endswith("NOTES.txt") or not text.strip():
                     continue
-                target = root / project.name / which / template
+                target = project.path / "rendered" / which / template
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text)
-    return root
+    return next(iter(projects.values())).path.parent
 
 
-def documents(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in sorted(root.rglob("*.yaml")):
+def rendered_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*/rendered/**/*.yaml"))
+
+
+def documents(paths: list[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in paths:
         for document in yaml.safe_load_all(path.read_text()):
             if document:
                 yield path, document
@@ -113,7 +116,8 @@ def documents(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 def manifests(rendered: Path, case: str, which: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {
-        (doc["kind"], doc["metadata"]["name"]): doc for _, doc in documents(rendered / case / which)
+        (doc["kind"], doc["metadata"]["name"]): doc
+        for _, doc in documents(sorted((rendered / case / "rendered" / which).rglob("*.yaml")))
     }
 
 
@@ -330,7 +334,7 @@ def test_helm_lint_is_clean(projects: dict[str, Project], case: str, which: str)
 
 
 def test_every_rendered_manifest_is_valid_kubernetes(rendered: Path) -> None:
-    files = sorted(rendered.rglob("*.yaml"))
+    files = rendered_files(rendered)
     result = subprocess.run(
         [tool("kubernetes-validate"), "--strict", *map(str, files)],
         capture_output=True,
@@ -348,7 +352,7 @@ def test_every_rendered_manifest_is_valid_kubernetes(rendered: Path) -> None:
         else:
             assert line.startswith("INFO"), line
             assert " passed " in line, line
-    kinds = {doc["kind"] for _, doc in documents(rendered)}
+    kinds = {doc["kind"] for _, doc in documents(files)}
     assert kinds >= CUSTOM_KINDS  # the production values turn them on
 
 
@@ -465,48 +469,47 @@ def skip_file(project: Project) -> dict[str, str]:
 def test_checkov_fails_nothing_but_the_documented_skips(
     projects: dict[str, Project], rendered: Path
 ) -> None:
+    """Checkov as `make checkov` runs it (the project's .checkov.yaml: frameworks, paths) over
+    every case at once: the rendered chart, the Dockerfile and the CI workflow."""
     uv = shutil.which("uv")
     assert uv, "uv must be on PATH (checkov runs in its own environment through `uv tool run`)"
-    config = yaml.safe_load((projects["inventory"].path / ".checkov.yaml").read_text())
+    config_file = projects["inventory"].path / ".checkov.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    assert set(config["framework"]) == {"kubernetes", "dockerfile", "github_actions"}
     skips = skip_file(projects["inventory"])
     assert sorted(skips) == sorted(config["skip-check"])
     for check, reason in skips.items():
-        assert re.fullmatch(r"CKV2?_K8S_\d+", check), check
+        assert re.fullmatch(r"CKV2?_[A-Z0-9]+_\d+", check), check
         assert len(reason) > 40, (check, reason)
     for project in projects.values():
         assert skip_file(project) == skips
-    # Without the skips: every failure must be one of them, and each of them must still fail
-    # somewhere (a skip that no longer matters is removed).
+    # The skips overridden (`--skip-check ""`): every failure must be one of them, and each of
+    # them must still fail somewhere (a skip that no longer matters is removed).
+    command = [uv, "tool", "run", "--from", CHECKOV, "checkov", "--config-file", str(config_file)]
+    command += ["--skip-check", "", "--directory", str(rendered), "--skip-download"]
+    command += ["--compact", "--output", "json"]
     result = subprocess.run(
-        [
-            uv,
-            "tool",
-            "run",
-            "--from",
-            CHECKOV,
-            "checkov",
-            "--directory",
-            str(rendered),
-            "--framework",
-            "kubernetes",
-            "--skip-download",
-            "--compact",
-            "--quiet",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env=clean_env(),
+        command, capture_output=True, text=True, timeout=900, check=False, env=clean_env()
     )
     assert result.returncode in {0, 1}, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [check for r in reports for check in r["results"]["failed_checks"]]
-    assert sum(r["summary"]["passed"] for r in reports) > 300
-    assert not [r["summary"] for r in reports if r["summary"]["parsing_errors"]]
+    reports = {r["check_type"]: r for r in (report if isinstance(report, list) else [report])}
+    assert set(reports) == set(config["framework"])
+    for check_type, part in reports.items():
+        assert part["summary"]["passed"] > 100, (check_type, part["summary"])
+        assert not part["summary"]["parsing_errors"], (check_type, part["summary"])
+    # the rendered manifests, the Dockerfiles and the workflows; not the templates under charts/
+    checks = [
+        c
+        for r in reports.values()
+        for key in ("passed_checks", "failed_checks")
+        for c in r["results"][key]
+    ]
+    scanned = {c["file_path"].split("/", 2)[2] for c in checks}  # /<case>/<path in the project>
+    assert {path.split("/")[0] for path in scanned} == {"rendered", "Dockerfile", ".github"}
+    assert len({c["file_path"].split("/")[1] for c in checks}) == len(projects)
+    assert reports["dockerfile"]["summary"]["resource_count"] == len(projects)
+    failed = [check for r in reports.values() for check in r["results"]["failed_checks"]]
     unexpected = [
         (c["check_id"], c["check_name"], c["resource"], c["file_path"])
         for c in failed
