@@ -420,6 +420,31 @@ def test_rendered_chart_is_locked_down(
             assert "persistentVolumeClaim" in volumes[mounts[data_path]]
             assert deployment["initContainers"][0]["command"][-1] == "migrate"
             assert found["Deployment", name]["spec"]["replicas"] == 1
+        # the objects point at each other: Service and PDB select the server pods, HPA scales them
+        pod_labels = found["Deployment", name]["spec"]["template"]["metadata"]["labels"]
+        assert found["Service", name]["spec"]["selector"].items() <= pod_labels.items()
+        assert found["Service", name]["spec"]["ports"][0]["targetPort"] == "http"
+        if postgres:
+            pdb = found["PodDisruptionBudget", name]["spec"]["selector"]["matchLabels"]
+            assert pdb.items() <= pod_labels.items()
+            assert found["HorizontalPodAutoscaler", name]["spec"]["scaleTargetRef"]["name"] == name
+        if which == "production":  # the custom resources kubernetes-validate cannot check
+            values = project.values(which)
+            assert values is not None
+            external = found["ExternalSecret", name]
+            assert external["apiVersion"] == "external-secrets.io/v1"
+            assert external["spec"]["target"]["name"] == secret_ref[0]["name"]
+            assert external["spec"]["secretStoreRef"]["name"] == "vault"
+            fetched = {item["secretKey"] for item in external["spec"]["data"]}
+            assert fetched == set(values["secrets"]["externalSecret"]["data"])
+            assert ("DATABASE_URL" in fetched) is postgres
+            assert all(item["remoteRef"]["key"] for item in external["spec"]["data"])
+            monitor = found["ServiceMonitor", name]
+            assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+            assert monitor["spec"]["endpoints"][0]["port"] == "http"
+            assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+            service_labels = found["Service", name]["metadata"]["labels"]
+            assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
         policy = found["NetworkPolicy", name]["spec"]
         assert policy["policyTypes"] == ["Ingress", "Egress"]
         ports = {p["port"] for rule in policy["egress"] for p in rule.get("ports", [])}
