@@ -159,6 +159,8 @@ def update(
     projects, system = find_projects(target)
     if spec is not None and system:
         raise UpdateError("--spec updates one service: give a service directory, not a system")
+    if spec is not None:
+        check_same_service(target / ANSWERS_FILE, spec)
     prefix = target.relative_to(root)
     base = git(root, "rev-parse", "HEAD").strip()
     updated: list[ProjectUpdate] = []
@@ -199,6 +201,23 @@ def update(
     return UpdateResult(
         target, tuple(updated), diff, stat, bool(diff) and not dry_run, seconds, tuple(notes)
     )
+
+
+def check_same_service(answers_file: Path, spec: Mapping[str, Any]) -> None:
+    """Refuse a new spec naming another service (its package, tables and URLs would change)."""
+    import yaml
+
+    try:
+        answers = yaml.safe_load(answers_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise UpdateError(f"cannot read {answers_file}: {error}") from None
+    old = answers.get("spec") if isinstance(answers, dict) else None
+    old_name = old.get("name") if isinstance(old, dict) else None
+    if old_name is not None and old_name != spec.get("name"):
+        raise UpdateError(
+            f"the new spec names service {spec.get('name')!r}, this one is {old_name!r}: "
+            "renaming a service is not an update (generate the new one with microforge new)"
+        )
 
 
 def copier_update(

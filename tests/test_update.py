@@ -429,6 +429,10 @@ def test_update_refuses_bad_targets(system: Path, tmp_path: Path, cli: CliInvoke
     said = cli("update", root, "--spec", spec)
     assert said.exit_code == 2
     assert "--spec updates one service" in said.stderr
+    renamed = write_spec(tmp_path / "renamed.yaml", {**orders_spec(), "name": "purchases"})
+    said = cli("update", root / "orders", "--spec", renamed)
+    assert said.exit_code == 2
+    assert "renaming a service is not an update" in said.stderr
     (root / "orders" / "README.md").write_text("edited\n")
     said = cli("update", root / "orders")
     assert said.exit_code == 2
