@@ -590,7 +590,9 @@ def test_values_schema_accepts_good_overrides_and_sqlite_stays_single(
 # CI workflow and Makefile --------------------------------------------------------------------
 
 
-def test_ci_workflows_match_the_github_workflow_schema(projects: dict[str, Project]) -> None:
+def test_ci_workflows_and_dependabot_match_their_github_schemas(
+    projects: dict[str, Project],
+) -> None:
     workflows = [str(p.path / ".github" / "workflows" / "ci.yml") for p in projects.values()]
     result = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
@@ -599,6 +601,18 @@ def test_ci_workflows_match_the_github_workflow_schema(projects: dict[str, Proje
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    updates = [str(p.path / ".github" / "dependabot.yml") for p in projects.values()]
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", *updates],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ecosystems = {
+        u["package-ecosystem"] for u in yaml.safe_load(Path(updates[0]).read_text())["updates"]
+    }
+    assert ecosystems == {"uv", "docker", "github-actions"}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -632,6 +646,11 @@ def test_ci_workflow_runs_every_check(projects: dict[str, Project], case: str) -
     assert build["with"]["push"] == "${{ startsWith(github.ref, 'refs/tags/') }}"
     assert build["with"]["cache-from"] == "type=gha"
     assert set(jobs["docker"]["needs"]) == set(jobs) - {"docker"}
+    checkouts = [
+        s for job in jobs.values() for s in job["steps"] if "checkout" in s.get("uses", "")
+    ]
+    assert len(checkouts) == len(jobs)
+    assert all(s["with"]["persist-credentials"] is False for s in checkouts)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
