@@ -323,8 +323,7 @@ def update(
 ) -> None:
     """Update a service or a whole system to the template (and spec): code, then a new migration.
 
-    Works in a temporary clone; the directory changes only when every service updated without a
-    conflict or a refused migration, and then as uncommitted changes for you to review.
+    Works in a temporary clone: DIR changes only if every step succeeds (left uncommitted).
     """
     from . import update as updater
     from .spec import SpecError

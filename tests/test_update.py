@@ -120,7 +120,7 @@ def grown_spec() -> dict[str, Any]:
     spec = copy.deepcopy(orders_spec())
     order = spec["entities"][1]
     order["fields"][2]["values"].append("REFUNDED")
-    order["fields"].append({"name": "priority", "type": "integer", "min": 0, "default": 1})
+    order["fields"].append({"name": "priority", "type": "integer", "min": -10, "default": 1})
     order["fields"].append({"name": "note", "type": "string", "max_length": 80})
     order["states"]["transitions"].append(
         {"name": "refund", "from": ["PAID", "SHIPPED"], "to": "REFUNDED"}
@@ -259,19 +259,11 @@ def test_spec_changes_become_new_migrations_and_keep_the_data(
     run(service, "uv", "run", "ruff", "check", *written)
     run(service, "uv", "run", "ruff", "format", "--check", *written)
     run(service, "uv", "run", "mypy")
-    run(
-        service,
-        "uv",
-        "run",
-        "pytest",
-        "-q",
-        "-x",
-        "-p",
-        "no:cacheprovider",
-        "tests/test_migrations.py",
-        "tests/test_order.py",
-        "tests/test_shipment.py",
-    )
+    # on PostgreSQL when it answers: the drift check there compares its own spelling of the
+    # CHECK constraints (a negative bound comes back quoted) with the models'
+    server = {"TEST_DATABASE_URL": POSTGRES_URL} if database.startswith("postgresql") else {}
+    tests = ("tests/test_migrations.py", "tests/test_order.py", "tests/test_shipment.py")
+    run(service, "uv", "run", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests, **server)
     commit_all(root, "grown")
 
     # dropping a column and narrowing a type lose data: refused, the directory untouched
