@@ -198,6 +198,7 @@ CUSTOMER = "0190f0c1a2b37c4d8e9f0a1b2c3d4e5f"
 ORDER = "0190f0c1a2b37c4d8e9f0a1b2c3d4e60"
 
 
+@pytest.mark.generated
 def test_spec_changes_become_new_migrations_and_keep_the_data(
     system: Path, database: str, tmp_path: Path, cli: CliInvoker
 ) -> None:
@@ -292,6 +293,7 @@ def test_spec_changes_become_new_migrations_and_keep_the_data(
     assert sql(service, database, "SELECT number, status FROM orders") == [[["A-1", "REFUNDED"]]]
 
 
+@pytest.mark.generated
 def test_plain_copier_update_then_makemigrations(system: Path, tmp_path: Path) -> None:
     """`copier update --data-file` alone: the drift test fails and says to run makemigrations,
     which writes the revision that makes it pass."""
@@ -360,6 +362,7 @@ NOTES_SPEC = {
 }
 
 
+@pytest.mark.generated
 def test_system_update_every_service_and_stop_at_first_conflict(tmp_path: Path) -> None:
     template = snapshot_template(tmp_path / "template")
     systems = system_template(tmp_path / "system-template")
