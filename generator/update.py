@@ -4,13 +4,14 @@ A *service* is a Copier project (a directory holding `.copier-answers.yml`) insi
 repository. A *system* is a directory whose subdirectories are services; the Copier projects
 at its root (`.copier-answers*.yml` there: system-level files) are updated after them.
 
-Everything happens in a temporary clone of the git repository, so Copier always sees the clean
-tree it needs (each project's result is committed in the clone before the next one) and the
-user's directory is untouched until every step succeeded: for each project `copier update`
+Everything happens in a temporary clone of the git repository (of each one involved: a service
+made by `microforge new` inside a system has a repository of its own), so Copier always sees the
+clean tree it needs (each project's result is committed in the clone before the next one) and
+the user's directories are untouched until every step succeeded: for each project `copier update`
 (the answers are kept; `spec` is replaced when a new spec is given), a check for conflicts
 (inline markers, `.rej` files), then for a service `python -m <package> makemigrations` (a new
 Alembic revision for what the models changed, refused when it would lose data). Finally the
-combined diff is applied to the user's working tree as uncommitted changes, or only shown
+combined diff is applied to the user's working trees as uncommitted changes, or only shown
 (dry run). The first conflict or refusal stops the run, and nothing is applied.
 """
 
@@ -150,30 +151,46 @@ def update(
     target = Path(os.path.abspath(target))
     if not target.is_dir():
         raise UpdateError(f"{target} is not a directory")
-    root = git_root(target)
-    if status(root, untracked=False):
-        raise UpdateError(
-            f"{root} has uncommitted changes: commit or stash them first (Copier updates "
-            "from a clean git tree, and you will want to review the update's diff alone)"
-        )
+    target = target.resolve()
     projects, system = find_projects(target)
     if spec is not None and system:
         raise UpdateError("--spec updates one service: give a service directory, not a system")
     if spec is not None:
         check_same_service(target / ANSWERS_FILE, spec)
-    prefix = target.relative_to(root)
-    base = git(root, "rev-parse", "HEAD").strip()
+    # each project's git repository: usually one for all, but a service made by `microforge
+    # new` inside a system directory has its own
+    display = repo_root(target) or target
+    located: list[tuple[Project, Path, Path]] = []  # project, its repository, its directory
+    bases: dict[Path, str] = {}
+    for project in projects:
+        directory = target if project.path == "." else target / project.path
+        root = git_root(directory)
+        if root not in bases:
+            if status(root, untracked=False):
+                raise UpdateError(
+                    f"{root} has uncommitted changes: commit or stash them first (Copier "
+                    "updates from a clean git tree, and you will want to review its diff alone)"
+                )
+            bases[root] = git(root, "rev-parse", "HEAD").strip()
+        located.append((project, root, directory))
     updated: list[ProjectUpdate] = []
     notes: list[str] = []
+    patches: dict[Path, str] = {}
+    shown: list[str] = []
+    stats: list[str] = []
     with tempfile.TemporaryDirectory(prefix="microforge-update-") as scratch:
-        clone = Path(scratch) / root.name
-        git(Path(scratch), "clone", "-q", "--no-hardlinks", str(root), str(clone))
-        for project in projects:
-            relative = (prefix / project.path).as_posix()
-            workdir = clone / prefix / project.path
+        clones: dict[Path, Path] = {}
+        for index, root in enumerate(bases):
+            clones[root] = Path(scratch) / f"{index}-{root.name}"
+            git(Path(scratch), "clone", "-q", "--no-hardlinks", str(root), str(clones[root]))
+        for project, root, directory in located:
+            clone = clones[root]
+            label = label_of(root, display)
+            relative = label_of(directory, display)
+            workdir = clone / directory.relative_to(root)
             notes += copier_update(workdir, project, spec=spec, vcs_ref=vcs_ref)
             changed = status(clone)
-            check_conflicts(clone, relative, changed)
+            check_conflicts(clone, relative, changed, label)
             migration: str | None = None
             migration_notes: list[str] = []
             if project.package is not None:
@@ -185,7 +202,7 @@ def update(
                 ProjectUpdate(
                     relative,
                     "service" if project.package else "system files",
-                    tuple(changed),
+                    tuple(join(label, name) for name in changed),
                     migration,
                     tuple(migration_notes),
                 )
@@ -193,14 +210,34 @@ def update(
             if changed:
                 git(clone, "add", "-A")
                 git(clone, *identity(clone), "commit", "-q", "--no-verify", "-m", relative)
-        diff = git(clone, "diff", "--binary", base, "HEAD")
-        stat = git(clone, "diff", "--stat", base, "HEAD")
-    if diff and not dry_run:
-        apply_diff(root, diff)
+        for root, clone in clones.items():
+            base, label = bases[root], label_of(root, display)
+            patches[root] = git(clone, "diff", "--binary", base, "HEAD")
+            prefixes = (
+                [] if label == "." else [f"--src-prefix=a/{label}/", f"--dst-prefix=b/{label}/"]
+            )
+            shown.append(git(clone, "diff", "--binary", *prefixes, base, "HEAD"))
+            stat = git(clone, "diff", "--stat", base, "HEAD")
+            stats.append(stat if len(clones) == 1 or not stat else f"{label}:\n{stat}")
+    applied = False
+    if not dry_run:
+        for root, patch in patches.items():
+            if patch:
+                apply_diff(root, patch)
+                applied = True
     seconds = time.perf_counter() - started
     return UpdateResult(
-        target, tuple(updated), diff, stat, bool(diff) and not dry_run, seconds, tuple(notes)
+        target, tuple(updated), "".join(shown), "".join(stats), applied, seconds, tuple(notes)
     )
+
+
+def label_of(path: Path, display: Path) -> str:
+    """`path` relative to `display` ("." for itself), as the reports show it."""
+    return path.relative_to(display).as_posix() if path != display else "."
+
+
+def join(label: str, name: str) -> str:
+    return name if label == "." else f"{label}/{name}"
 
 
 def check_same_service(answers_file: Path, spec: Mapping[str, Any]) -> None:
@@ -263,17 +300,18 @@ def _message(error: Exception) -> str:
     return text if len(text) < 2000 else text[:2000] + " ..."
 
 
-def check_conflicts(clone: Path, project: str, changed: Sequence[str]) -> None:
-    """Raise `ConflictError` if Copier left conflict markers or `.rej` files behind."""
+def check_conflicts(clone: Path, project: str, changed: Sequence[str], label: str = ".") -> None:
+    """Raise `ConflictError` if Copier left conflict markers or `.rej` files behind (paths
+    shown under `label`, the repository's place in the report)."""
     conflicted: list[str] = []
     for name in changed:
         path = clone / name
         if name.endswith(".rej"):
-            conflicted.append(name)
+            conflicted.append(join(label, name))
         elif path.is_file():
             with path.open("rb") as handle:
                 if MARKER.search(handle.read()):
-                    conflicted.append(name)
+                    conflicted.append(join(label, name))
     if conflicted:
         raise ConflictError(project, conflicted)
 
@@ -350,12 +388,20 @@ def apply_diff(root: Path, diff: str) -> None:
 
 def git_root(path: Path) -> Path:
     """The top directory of the git repository holding `path`."""
-    try:
-        return Path(git(path, "rev-parse", "--show-toplevel").strip())
-    except UpdateError:
+    root = repo_root(path)
+    if root is None:
         raise UpdateError(
             f"{path} is not in a git repository: Copier updates need one (git init, commit)"
-        ) from None
+        )
+    return root
+
+
+def repo_root(path: Path) -> Path | None:
+    """The top directory of the git repository holding `path`, or None."""
+    try:
+        return Path(git(path, "rev-parse", "--show-toplevel").strip()).resolve()
+    except UpdateError:
+        return None
 
 
 def status(repo: Path, *, untracked: bool = True) -> list[str]:

@@ -369,7 +369,10 @@ def test_system_update_every_service_and_stop_at_first_conflict(tmp_path: Path) 
     base = tmp_path / "shop"
     base.mkdir()
     git(base, "init", "-q")
+    (base / ".gitignore").write_text("notes/\n")  # notes has a repository of its own
     copier_copy(template, NOTES_SPEC, base / "notes")
+    git(base / "notes", "init", "-q")
+    commit_all(base / "notes", "notes service")
     copier_copy(template, orders_spec(), base / "orders")
     import copier
 
@@ -383,7 +386,8 @@ def test_system_update_every_service_and_stop_at_first_conflict(tmp_path: Path) 
     compose.write_text(compose.read_text() + "volumes: {}\n")
     commit_all(systems, "volumes")
 
-    shop = clone(base, tmp_path / "shop-a")
+    shop = tmp_path / "shop-a"
+    shutil.copytree(base, shop, symlinks=True)
     result = updater.update(shop)
     assert [(p.path, p.kind) for p in result.projects] == [
         ("notes", "service"),
@@ -391,31 +395,40 @@ def test_system_update_every_service_and_stop_at_first_conflict(tmp_path: Path) 
         (".", "system files"),
     ]
     assert all(p.migration is None for p in result.projects)  # no model changed
+    assert result.projects[0].changed == ("notes/.copier-answers.yml", "notes/README.md")
+    assert "diff --git a/notes/README.md b/notes/README.md" in result.diff
+    assert git(shop / "notes", "status", "--porcelain") == " M .copier-answers.yml\n M README.md\n"
     changed = git(shop, "status", "--porcelain").split("\n")
-    assert " M notes/README.md" in changed
     assert " M orders/README.md" in changed
     assert " M compose.yaml" in changed
     assert (shop / "compose.yaml").read_text().endswith("volumes: {}\n")
     assert (shop / "orders" / "README.md").read_text().endswith("added for the update test.\n")
 
     # a conflict in the second service: nothing applied, not even the first service
-    shop = clone(base, tmp_path / "shop-b")
+    shop = tmp_path / "shop-b"
+    shutil.copytree(base, shop, symlinks=True)
     mine = shop / "orders" / "README.md"
     mine.write_text(mine.read_text() + "\nMy own closing words.\n")
     commit_all(shop, "my README")
     before = fingerprint(shop)
+    notes_before = fingerprint(shop / "notes")
     with pytest.raises(updater.ConflictError) as conflict:
         updater.update(shop)
     assert conflict.value.project == "orders"
     assert conflict.value.files == ("orders/README.md",)
     assert "copier update --conflict inline" in str(conflict.value)
     assert fingerprint(shop) == before
+    assert fingerprint(shop / "notes") == notes_before  # updated in its clone only
     assert git(shop, "status", "--porcelain", "--untracked-files=no") == ""
 
 
 def test_update_refuses_bad_targets(system: Path, tmp_path: Path, cli: CliInvoker) -> None:
     loose = tmp_path / "loose"
     loose.mkdir()
+    said = cli("update", loose)
+    assert said.exit_code == 2
+    assert "is neither a Copier project (no .copier-answers.yml) nor a system" in said.stderr
+    shutil.copy2(system / "orders" / ".copier-answers.yml", loose)
     said = cli("update", loose)
     assert said.exit_code == 2
     assert "is not in a git repository" in said.stderr
