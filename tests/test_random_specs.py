@@ -107,7 +107,7 @@ def test_validator_refuses_what_the_template_cannot_support(entity: str, field: 
 
 
 @settings(
-    max_examples=int(os.environ.get("MICROFORGE_RENDER_SPECS", "200")),
+    max_examples=int(os.environ.get("MICROFORGE_RENDER_SPECS", "120")),
     deadline=None,
     database=None,
     derandomize=True,
