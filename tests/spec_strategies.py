@@ -24,25 +24,11 @@ from typing import Any, Protocol, TypeVar
 
 from hypothesis import strategies as st
 
+from microforge.spec import FIELD_TYPES, OPERATIONS
+from microforge.spec.naming import GENERATED_CODE_NAMES
+
 T = TypeVar("T")
 
-FIELD_TYPES = (
-    "string",
-    "text",
-    "integer",
-    "float",
-    "decimal",
-    "boolean",
-    "uuid",
-    "date",
-    "datetime",
-    "email",
-    "url",
-    "json",
-    "enum",
-    "ref",
-)
-OPERATIONS = ("create", "read", "list", "update", "delete")
 
 SERVICE_NAMES = (
     "inventory",
@@ -195,25 +181,9 @@ TRICKY_FIELD_NAMES = (
     "field",
     "text",
 )
-UNSUPPORTED_FIELD_NAMES = (
-    # The generated classes cannot have them: the model and schema class bodies use these names
-    # after the fields are defined, and pydantic's BaseModel has these methods. The validator
-    # refuses them (test_random_specs.test_validator_refuses_what_the_template_cannot_support).
-    "sa",
-    "mapped_column",
-    "field_validator",
-    "classmethod",
-    "construct",
-    "copy",
-    "from_orm",
-    "parse_file",
-    "parse_obj",
-    "parse_raw",
-    "schema",
-    "schema_json",
-    "update_forward_refs",
-    "validate",
-)
+# The generated classes cannot have them: the validator refuses them
+# (test_random_specs.test_validator_refuses_what_the_template_cannot_support).
+UNSUPPORTED_FIELD_NAMES = GENERATED_CODE_NAMES
 DESCRIPTIONS = (
     "Plain words.",
     'Price in "EUR", VAT included',
