@@ -44,17 +44,24 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(project: Path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `command` in `project`; fail the test with its output when it fails."""
-    result = subprocess.run(
+def execute(
+    project: Path, command: tuple[str, ...], env: dict[str, str], timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` in `project` with the project's clean environment, capturing its output."""
+    return subprocess.run(
         command,
         cwd=project,
         env=clean_env(**env),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
+
+
+def run(project: Path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `command` in `project`; fail the test with its output when it fails."""
+    result = execute(project, command, env)
     assert result.returncode == 0, (
         f"{' '.join(command)} failed in {project} ({result.returncode}):\n"
         f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from generation import POSTGRES_URL, clean_env, copier_copy, postgres_answers
+from generation import POSTGRES_URL, copier_copy, execute, postgres_answers
 from hypothesis import HealthCheck, given, settings
 from spec_strategies import (
     UNSUPPORTED_ENTITY_NAMES,
@@ -57,15 +56,7 @@ def render(spec: dict[str, Any], dest: Path) -> Path:
 
 def check(project: Path, spec: dict[str, Any], label: str, *command: str, **env: str) -> str:
     """Run `command` in the generated project; on failure show the spec that produced it."""
-    result = subprocess.run(
-        command,
-        cwd=project,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    result = execute(project, command, env, timeout=1800)
     if result.returncode != 0:
         pytest.fail(
             f"{' '.join(command)} failed ({result.returncode}) for the spec {label}:\n"
