@@ -395,6 +395,16 @@ def main() -> int:
         threading.Thread(target=sink.serve_forever, daemon=True).start()
 
         ports = {"bare": free_port(), "minimal": free_port(), "full": free_port()}
+        full_env = {
+            **base_env,
+            "APP_ENV": "production",
+            "AUTH_JWKS_URL": jwks.as_uri(),
+            "AUTH_ISSUER": "https://identity.bench.local",
+            "RATE_LIMIT_DEFAULT": "100000000/minute",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+        }
         devnull = subprocess.DEVNULL
         for name in ("bare", "minimal"):
             processes.append(
