@@ -86,11 +86,34 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 def uv_command(service: Service, *args: str) -> list[str]:
-    """`uv run python -m <package> <args>` (uv must be on PATH)."""
+    """`uv run python -m <package> <args>` (uv must be on PATH): syncs the service's environment
+    first, so the first call installs its dependencies."""
     uv = shutil.which("uv")
     if uv is None:
         raise RunError("uv was not found on PATH (install it: python3 -m pip install uv)")
     return [uv, "run", "python", "-m", service.package, *args]
+
+
+def server_command(service: Service, env: dict[str, str], *args: str) -> list[str]:
+    """`<the service's python> -m <package> serve <args>`, without `uv run` in between.
+
+    The server is signalled directly: whether `uv run` forwards a SIGINT to its child depends
+    on uv's version and on whether it runs on a terminal (it assumes the terminal delivered the
+    signal to the child too, which is false for a child in its own process group).
+    """
+    found = subprocess.run(
+        [*uv_command(service)[:3], "-c", "import sys; print(sys.executable)"],
+        cwd=service.directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=MIGRATE_TIMEOUT,
+        check=False,
+    )
+    python = found.stdout.strip().splitlines()[-1] if found.returncode == 0 else ""
+    if not python:
+        raise RunError(f"cannot find the service's Python with `uv run`: {found.stderr.strip()}")
+    return [python, "-m", service.package, "serve", *args]
 
 
 def run_service(service: Service, *, port: int = 8000, host: str = "127.0.0.1") -> int:
@@ -104,10 +127,11 @@ def run_service(service: Service, *, port: int = 8000, host: str = "127.0.0.1") 
     )
     if migrate.returncode != 0:
         return migrate.returncode
+    env = service_env()
     server = subprocess.Popen(
-        uv_command(service, "serve", "--host", host, "--port", str(port)),
+        server_command(service, env, "--host", host, "--port", str(port)),
         cwd=service.directory,
-        env=service_env(),
+        env=env,
         process_group=0,  # Ctrl-C reaches only us; we forward exactly one SIGINT
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -131,12 +155,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def stop(process: subprocess.Popen[Any]) -> None:
-    """Stop a server started in its own process group: SIGINT, then SIGTERM, then SIGKILL.
-
-    The first two go to `uv run` alone, which forwards them to the server (signalling the whole
-    group would deliver them twice, and uvicorn takes a second SIGINT as "quit now"); SIGKILL
-    goes to the whole group.
-    """
+    """Stop a server started in its own process group: SIGINT (uvicorn's graceful shutdown),
+    then SIGTERM, then SIGKILL to the whole group, each after STOP_TIMEOUT seconds."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         if process.poll() is not None:
             return
@@ -188,7 +208,7 @@ def smoke(service: Service, *, start_timeout: float = START_TIMEOUT) -> SmokeRes
                 detail = f"migrate failed (exit status {migrate.returncode})"
                 return SmokeResult(False, port, detail, tail(log_path))
             server = subprocess.Popen(
-                uv_command(service, "serve", "--port", str(port)),
+                server_command(service, env, "--port", str(port)),
                 cwd=service.directory,
                 env=env,
                 stdout=log,

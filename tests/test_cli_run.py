@@ -3,19 +3,23 @@ service) the smoke test and a foreground run stopped by Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import CliInvoker, ProcessRunner
 
-from microforge.run import RunError, find_service, free_port
+from microforge.run import STOP_TIMEOUT, RunError, find_service, free_port
 
 TEMPLATE_READY = (
     Path(__file__).resolve().parents[1] / "template" / "pyproject.toml.jinja"
@@ -86,45 +90,96 @@ def test_smoke_on_the_generated_inventory(
     assert not list(inventory.glob("*.db")), "the smoke test uses a scratch database"
 
 
+def wait_for_health(
+    port: int, process_alive: Callable[[], bool], output: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                assert r.status == 200
+                return
+        except OSError:
+            assert process_alive(), output()
+            assert time.monotonic() < deadline, "the service never answered /health"
+            time.sleep(0.3)
+
+
+def run_on_a_terminal_until_ctrl_c(inventory: Path, port: int) -> tuple[int, str, float]:
+    """`microforge run` on a pseudo-terminal, stopped by typing Ctrl-C (the terminal driver
+    signals the foreground process group): its exit status, output, and seconds to stop."""
+    command = [sys.executable, "-m", "microforge.cli", "run", str(inventory), "--port", str(port)]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: exec at once (nothing of pytest's may run here)
+        os.execv(sys.executable, command)
+    chunks: list[bytes] = []
+
+    def read_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([terminal], [], [], 0.1)[0]:
+                try:
+                    chunks.append(os.read(terminal, 65536))
+                except OSError:  # the terminal closed: the process has exited
+                    return
+
+    def alive() -> bool:
+        read_for(0.05)
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+
+    def output() -> str:
+        return b"".join(chunks).decode(errors="replace")
+
+    try:
+        wait_for_health(port, alive, output)
+        started = time.monotonic()
+        os.write(terminal, b"\x03")
+        while True:
+            read_for(0.2)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), output(), time.monotonic() - started
+            assert time.monotonic() - started < 60, "no exit within 60 s of Ctrl-C:\n" + output()
+    finally:
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        os.close(terminal)
+
+
 @needs_template
 @pytest.mark.generated
-@pytest.mark.parametrize("target", ["process", "terminal-group"])
-@pytest.mark.xfail(
-    bool(os.environ.get("CI")),
-    reason="known bug, open: on the loaded 2-core CI machine the events-enabled inventory service "
-    "logged no 'Shutting down' within 60 s of Ctrl-C (passes on a quiet machine)",
-    strict=False,
-)
+@pytest.mark.parametrize("target", ["process", "terminal-group", "terminal"])
 def test_run_serves_until_ctrl_c(inventory: Path, target: str) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "microforge.cli", "run", str(inventory), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert process.poll() is None, process.communicate()[0]
-                assert time.monotonic() < deadline, "the service never answered /health"
-                time.sleep(0.3)
-        if target == "process":
-            process.send_signal(signal.SIGINT)
-        else:  # a terminal's Ctrl-C: every process of the foreground group gets it
-            os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, output  # the shell's status for Ctrl-C
+    if target == "terminal":
+        returncode, output, seconds = run_on_a_terminal_until_ctrl_c(inventory, port)
+    else:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "microforge.cli", "run", str(inventory), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            wait_for_health(port, lambda: process.poll() is None, lambda: process.communicate()[0])
+            started = time.monotonic()
+            if target == "process":
+                process.send_signal(signal.SIGINT)
+            else:  # a Ctrl-C's signal to every process of the foreground group, without a tty
+                os.killpg(process.pid, signal.SIGINT)
+            output, _ = process.communicate(timeout=60)
+            seconds = time.monotonic() - started
+            returncode = process.returncode
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert returncode == 130, output  # the shell's status for Ctrl-C
     assert "Finished server process" in output  # a graceful shutdown
+    # ... on the first signal: stop() escalates to SIGTERM only after STOP_TIMEOUT seconds
+    assert seconds < STOP_TIMEOUT, f"the server stopped only after {seconds:.1f} s:\n{output}"
     assert "Traceback" not in output
     assert "never awaited" not in output  # one SIGINT reached the server, not two
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
