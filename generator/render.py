@@ -20,6 +20,7 @@ from pathlib import Path
 from .plan import RenderPlan
 
 STAGING_PREFIX = ".microforge-staging-"
+LOCK_TIMEOUT = 300.0  # seconds for `uv lock` (it resolves against the package index)
 FALLBACK_IDENTITY = ("-c", "user.name=microforge", "-c", "user.email=microforge@localhost")
 
 
@@ -63,8 +64,10 @@ def render_service(
     force: bool = False,
     extra_files: Mapping[str, str] | None = None,
     commit_message: str | None = None,
+    lock: bool = False,
 ) -> RenderResult:
-    """Render `plan` into `dest`; with `commit_message`, `git init` it and commit everything.
+    """Render `plan` into `dest`; with `lock`, resolve its dependencies into `uv.lock` (a note,
+    not an error, when that fails); with `commit_message`, `git init` it and commit everything.
 
     The project is rendered (and committed) in a staging directory first: next to `dest` when it
     is absent (then renamed into place), inside `dest` when it is an empty directory (then its
@@ -92,6 +95,8 @@ def render_service(
             target = out / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
+        if lock:
+            notes += lock_project(out)
         files = count_files(out)
         committed = commit_message is not None
         if merge:
@@ -211,6 +216,33 @@ def _remove_dirs(directories: list[Path]) -> None:
             directory.rmdir()
         except OSError:
             return
+
+
+def lock_project(project: Path) -> list[str]:
+    """`uv lock` in `project`: the locked dependencies its Dockerfile and CI install. Returns
+    notes on what failed (no uv, no package index): the project is fine without a lock until
+    it is built, and `uv lock` (or `make lock`) writes it then."""
+    uv = shutil.which("uv")
+    if uv is None:
+        return ["uv was not found on PATH: no uv.lock written (run `uv lock` in the project)"]
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    try:
+        result = subprocess.run(
+            [uv, "lock", "--quiet"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=LOCK_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return [f"uv lock took over {LOCK_TIMEOUT:.0f} s: no uv.lock written (run `uv lock`)"]
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        detail = lines[-1] if lines else f"exit status {result.returncode}"
+        return [f"uv lock failed ({detail}): no uv.lock written (run `uv lock` in the project)"]
+    return []
 
 
 def git_commit_all(project: Path, message: str) -> None:

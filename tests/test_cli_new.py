@@ -172,6 +172,8 @@ def test_plain_copier_and_microforge_give_the_same_files(
     )
     assert ours.returncode == 0, ours.stderr
     expected, actual = tree(tmp_path / "plain"), tree(tmp_path / "ours")
+    # uv.lock is a post-generation step (like the git commit): resolved, not rendered.
+    assert b"[[package]]" in actual.pop("uv.lock", b"no uv.lock")
     if template_is_dirty(repo_root):
         # Copier renders a dirty local template from a throw-away commit of its own, whose id
         # (`_commit`) differs between two runs; on a clean checkout the answers are identical.
@@ -183,6 +185,23 @@ def test_plain_copier_and_microforge_give_the_same_files(
     assert sorted(actual) == sorted(expected)
     different = [name for name in expected if expected[name] != actual[name]]
     assert different == []
+
+
+def test_the_lock_is_committed_and_can_be_left_out(
+    cli: CliInvoker, tmp_path: Path, example_spec: Path
+) -> None:
+    result = cli("new", tmp_path / "svc", "--spec", example_spec)
+    assert result.exit_code == 0, result.output
+    tracked = subprocess.run(
+        ["git", "ls-files", "uv.lock"], cwd=tmp_path / "svc", capture_output=True, text=True
+    )
+    assert tracked.stdout.strip() == "uv.lock"  # in the first commit: Docker and CI need it
+    lock = (tmp_path / "svc" / "uv.lock").read_text(encoding="utf-8")
+    assert 'name = "inventory-service"' in lock
+    assert 'name = "fastapi"' in lock
+    result = cli("new", tmp_path / "unlocked", "--spec", example_spec, "--no-lock", "--no-git")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "unlocked" / "uv.lock").exists()
 
 
 def test_the_render_is_reported(cli: CliInvoker, tmp_path: Path, example_spec: Path) -> None:
