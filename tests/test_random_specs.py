@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from generation import POSTGRES_URL, copier_copy, execute, postgres_answers
+from generation import POSTGRES_URL, SPECS, copier_copy, execute, load_yaml, postgres_answers
 from hypothesis import HealthCheck, given, settings
 from spec_strategies import (
     UNSUPPORTED_ENTITY_NAMES,
@@ -119,6 +119,21 @@ def test_any_valid_spec_renders_to_ruff_clean_python(
     check(
         project, spec, "drawn by Hypothesis", sys.executable, "-m", "ruff", "format", "--check", "."
     )
+
+
+LONGEST_NAMES = SPECS / "long_names.yaml"
+"""Every name as long as the validator allows (random specs draw short names)."""
+
+
+def test_the_longest_names_render_to_ruff_clean_python(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    spec = load_yaml(LONGEST_NAMES)
+    validate_spec_data(spec)
+    project = render(spec, tmp_path_factory.mktemp("project") / "service")
+    label = LONGEST_NAMES.name
+    check(project, spec, label, sys.executable, "-m", "ruff", "check", "-q", ".")
+    check(project, spec, label, sys.executable, "-m", "ruff", "format", "--check", "--diff", ".")
 
 
 @pytest.mark.generated

@@ -279,6 +279,68 @@ CASES: list[tuple[str, str, str, str]] = [
         "invalid entity name 'product_item'; expected PascalCase",
     ),
     (
+        "entity-name-too-long",
+        """\
+        name: shop
+        entities:
+          - name: «WarehouseAllocationPlanningLineItemEntry
+            fields: [{name: sku, type: string}]
+        """,
+        "entities[0].name",
+        "entity name 'WarehouseAllocationPlanningLineItemEntry' is too long: 40 characters, at "
+        "most 38",
+    ),
+    (
+        "entity-name-too-long-in-snake-case",
+        """\
+        name: shop
+        entities:
+          - name: «WarehouseAllocationPlanningLineItem
+            fields: [{name: sku, type: string}]
+        """,
+        "entities[0].name",
+        "its snake_case form 'warehouse_allocation_planning_line_item' (module and table name) "
+        "has 39 characters, at most 38 are allowed",
+    ),
+    (
+        "field-name-too-long",
+        """\
+        name: shop
+        entities:
+          - name: Product
+            fields: [{name: «the_number_of_items_reserved_for_the_open_orders_x, type: integer}]
+        """,
+        "entities[0].fields[0].name",
+        "is too long: 50 characters, at most 48 are allowed",
+    ),
+    (
+        "handler-name-too-long",
+        """\
+        name: shop
+        entities:
+          - name: Product
+            fields: [{name: sku, type: string}]
+        events:
+          consumes:
+            - event: order.OrderCreated
+              handler: «reserve_the_stock_for_the_order_lines_of_the_order
+        """,
+        "events.consumes[0].handler",
+        "handler name 'reserve_the_stock_for_the_order_lines...' is too long: 50 characters, "
+        "at most 48",
+    ),
+    (
+        "service-name-too-long",
+        """\
+        name: «warehouse-allocation-planning-xy
+        entities:
+          - name: Product
+            fields: [{name: sku, type: string}]
+        """,
+        "name",
+        "service name 'warehouse-allocation-planning-xy' is too long: 32 characters, at most 31",
+    ),
+    (
         "entity-name-duplicate",
         """\
         name: shop

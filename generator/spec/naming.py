@@ -6,13 +6,32 @@ import keyword
 import re
 import sys
 
+# The longest names the generated code is laid out for (it must stay within ruff's 100 columns,
+# and table and column names within PostgreSQL's 63 characters).
+MAX_ENTITY_NAME = 38
+"""Longest entity name, also in snake_case (`from <package>.schemas.<snake> import (`)."""
+MAX_IDENTIFIER = 48
+"""Longest field, plural, transition, event, handler name and enum value."""
+MAX_REMOTE_NAME = 80
+"""Longest name after the dot of `service.Name` (an entity, or an event: entity + transition)."""
+
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
-ENTITY_NAME_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
-IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]*$"
-ENUM_VALUE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+ENTITY_NAME_PATTERN = r"^[A-Z][A-Za-z0-9]{0,37}$"
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+ENUM_VALUE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,47}$"
 SCOPE_PATTERN = r"^[a-z][a-z0-9_.:-]*$"
-REMOTE_ENTITY_PATTERN = r"^[a-z][a-z0-9-]{1,30}\.[A-Z][A-Za-z0-9]*$"
+REMOTE_ENTITY_PATTERN = r"^[a-z][a-z0-9-]{1,30}\.[A-Z][A-Za-z0-9]{0,79}$"
 RATE_LIMIT_PATTERN = r"^[1-9][0-9]*/(second|minute|hour|day)$"
+
+LENGTH_LIMITS: dict[str, tuple[str, int]] = {
+    SERVICE_NAME_PATTERN: (r"^[a-z][a-z0-9-]*$", 31),
+    ENTITY_NAME_PATTERN: (r"^[A-Z][A-Za-z0-9]*$", MAX_ENTITY_NAME),
+    IDENTIFIER_PATTERN: (r"^[a-z][a-z0-9_]*$", MAX_IDENTIFIER),
+    ENUM_VALUE_PATTERN: (r"^[A-Za-z][A-Za-z0-9_]*$", MAX_IDENTIFIER),
+    REMOTE_ENTITY_PATTERN: (r"^[a-z][a-z0-9-]{1,30}\.[A-Z][A-Za-z0-9]*$", MAX_REMOTE_NAME),
+}
+"""Per length-bounded pattern: the same pattern without the bound, and the longest length (of the
+name after the dot for `service.Name`), to tell a name that is only too long."""
 
 RESERVED_FIELD_NAMES: tuple[str, ...] = ("id", "created_at", "updated_at", "version")
 """Columns added to every entity automatically (in this order); a spec may not declare them."""
@@ -133,6 +152,12 @@ def field_name_problem(name: str) -> str | None:
 def entity_name_problem(name: str) -> str | None:
     """Why an entity called `name` cannot be generated (its snake_case name is used as a module)."""
     snake = snake_case(name)
+    if len(snake) > MAX_ENTITY_NAME:
+        return (
+            f"entity name '{name}' is too long: its snake_case form '{snake}' (module and table "
+            f"name) has {len(snake)} characters, at most {MAX_ENTITY_NAME} are allowed; choose a "
+            "shorter name"
+        )
     if keyword.iskeyword(snake):
         return (
             f"entity name '{name}' becomes the Python keyword '{snake}' in the generated code; "

@@ -3,6 +3,7 @@ with a spec path and a message that says what is wrong and what is allowed."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -13,6 +14,7 @@ from .naming import (
     ENTITY_NAME_PATTERN,
     ENUM_VALUE_PATTERN,
     IDENTIFIER_PATTERN,
+    LENGTH_LIMITS,
     RATE_LIMIT_PATTERN,
     REMOTE_ENTITY_PATTERN,
     SCOPE_PATTERN,
@@ -47,15 +49,16 @@ _NOUNS: dict[tuple[str, ...], str] = {
 _PATTERN_HELP: dict[str, str] = {
     SERVICE_NAME_PATTERN: "2 to 31 lowercase letters, digits or '-', starting with a letter, "
     "e.g. 'inventory'",
-    ENTITY_NAME_PATTERN: "PascalCase: an uppercase letter, then letters and digits, e.g. "
-    "'OrderLine'",
+    ENTITY_NAME_PATTERN: "PascalCase: an uppercase letter, then letters and digits (at most 38 "
+    "characters), e.g. 'OrderLine'",
     IDENTIFIER_PATTERN: "a snake_case identifier: a lowercase letter, then lowercase letters, "
-    "digits or '_', e.g. 'unit_price'",
-    ENUM_VALUE_PATTERN: "an identifier: a letter, then letters, digits or '_', e.g. 'ACTIVE'",
+    "digits or '_' (at most 48 characters), e.g. 'unit_price'",
+    ENUM_VALUE_PATTERN: "an identifier: a letter, then letters, digits or '_' (at most 48 "
+    "characters), e.g. 'ACTIVE'",
     SCOPE_PATTERN: "'public' or a scope of lowercase letters, digits and '_.:-' starting with a "
     "letter, e.g. 'product:write'",
-    REMOTE_ENTITY_PATTERN: "'<service>.<Name>': a service name, a dot and a PascalCase name, "
-    "e.g. 'user.User'",
+    REMOTE_ENTITY_PATTERN: "'<service>.<Name>': a service name, a dot and a PascalCase name (at "
+    "most 80 characters), e.g. 'user.User'",
     RATE_LIMIT_PATTERN: "'<N>/<second|minute|hour|day>' with N >= 1, e.g. '100/minute'",
 }
 
@@ -109,6 +112,21 @@ def _options(path: Path) -> tuple[str, ...]:
     return OPERATIONS
 
 
+def _too_long(pattern: str, value: object) -> str | None:
+    """Why `value` fails the length-bounded `pattern` when only its length does, else None."""
+    if pattern not in LENGTH_LIMITS or not isinstance(value, str):
+        return None
+    loose, limit = LENGTH_LIMITS[pattern]
+    name = value.partition(".")[2] if pattern == REMOTE_ENTITY_PATTERN else value
+    if not re.match(loose, value) or len(name) <= limit:
+        return None
+    part = "the name after the dot has " if pattern == REMOTE_ENTITY_PATTERN else ""
+    return (
+        f"{part}{len(name)} characters, at most {limit} are allowed (the generated code is laid "
+        "out for names up to that length); choose a shorter name"
+    )
+
+
 def _translate(error: Any) -> Finding:
     loc: list[PathElement] = [e for e in error["loc"] if isinstance(e, str | int)]
     kind: str = error["type"]
@@ -149,6 +167,9 @@ def _translate(error: Any) -> Finding:
         )
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
+        too_long = _too_long(pattern, value)
+        if too_long is not None:
+            return Finding(path, f"{_noun(path)} {describe(value)} is too long: {too_long}")
         explanation = _PATTERN_HELP.get(pattern, f"a string matching {pattern}")
         return Finding(path, f"invalid {_noun(path)} {describe(value)}; expected {explanation}")
     if kind in ("too_short", "string_too_short"):
