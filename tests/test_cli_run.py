@@ -105,12 +105,19 @@ def wait_for_health(
             time.sleep(0.3)
 
 
+def interruptible() -> None:
+    """Undo an inherited "ignore SIGINT" (what a shell gives a background job, e.g. a CI
+    runner's), which Python keeps: a program started so does not see Ctrl-C at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_on_a_terminal_until_ctrl_c(inventory: Path, port: int) -> tuple[int, str, float]:
     """`microforge run` on a pseudo-terminal, stopped by typing Ctrl-C (the terminal driver
     signals the foreground process group): its exit status, output, and seconds to stop."""
     command = [sys.executable, "-m", "microforge.cli", "run", str(inventory), "--port", str(port)]
     pid, terminal = pty.fork()
     if pid == 0:  # the child: exec at once (nothing of pytest's may run here)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # see interruptible()
         os.execv(sys.executable, command)
     chunks: list[bytes] = []
 
@@ -162,6 +169,7 @@ def test_run_serves_until_ctrl_c(inventory: Path, target: str) -> None:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=interruptible,
         )
         try:
             wait_for_health(port, lambda: process.poll() is None, lambda: process.communicate()[0])
