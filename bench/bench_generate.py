@@ -172,7 +172,8 @@ def run(runs: int) -> dict[str, Any]:
             ("microforge new: 20 entities", spec20),
         ):
             dest = work / spec.stem
-            command = [*microforge, "new", str(dest), "--spec", str(spec), "--no-git"]
+            # the render alone: no git commit, no `uv lock` (it resolves against the index)
+            command = [*microforge, "new", str(dest), "--spec", str(spec), "--no-git", "--no-lock"]
             cases.append(measure(name, command, dest, runs, cold=True))
     for case in cases:
         case.ratio = case.best / floor.best
