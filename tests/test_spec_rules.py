@@ -1338,6 +1338,19 @@ CASES: list[tuple[str, str, str, str]] = [
         "unknown operation 'get'; allowed: create, read, list, update, delete",
     ),
     (
+        "depends-on-plural",
+        """\
+        name: shop
+        entities:
+          - name: Product
+            fields: [{name: sku, type: string}]
+        depends_on:
+          - {service: crm, entity: Person, plural: «People}
+        """,
+        "depends_on[0].plural",
+        "invalid plural name 'People'; expected a snake_case identifier",
+    ),
+    (
         "rate-limit-format",
         """\
         name: shop
@@ -1394,6 +1407,22 @@ def test_event_updated_allowed_through_transitions() -> None:
         )
     )
     assert spec.entities[0].events == ["created", "updated", "pay"]
+
+
+def test_a_dependency_names_the_plural_its_provider_set() -> None:
+    text = dedent(
+        """\
+        name: shop
+        entities:
+          - name: Product
+            fields: [{name: sku, type: string}]
+        depends_on:
+          - {service: crm, entity: Person, plural: people}
+          - {service: crm, entity: Address}
+        """
+    )
+    first, second = parse_spec(text).depends_on
+    assert (first.plural, second.plural) == ("people", None)
 
 
 def test_optional_self_ref_is_fine() -> None:

@@ -41,9 +41,9 @@ def _check_pact(pact: dict[str, Any]) -> None:
     assert calls == {
         ("GET", "/v1/products/{id}"),  # read, and read of a missing one
         ("GET", "/v1/products"),
-        ("POST", "/v1/categories"),
-        ("PATCH", "/v1/categories/{id}"),  # at its version, and at a stale one
-        ("DELETE", "/v1/categories/{id}"),
+        ("POST", "/v1/product-categories"),
+        ("PATCH", "/v1/product-categories/{id}"),  # at its version, and at a stale one
+        ("DELETE", "/v1/product-categories/{id}"),
     }
     assert len(http) == 7
     message = _interaction(pact, "event catalog.ProductCreated")

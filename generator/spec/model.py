@@ -291,6 +291,11 @@ class DependencySpec(BaseModel):
 
     service: ServiceName = Field(description="Name of the other service (not this one).")
     entity: EntityName = Field(description="PascalCase name of the entity in that service.")
+    plural: Identifier | None = Field(
+        default=None,
+        description="The entity's plural in that service (its URL /v1/<plural>), when that "
+        "service's spec sets one; default: the snake_case name pluralised.",
+    )
     operations: list[Operation] = Field(
         default_factory=_read_only,
         min_length=1,

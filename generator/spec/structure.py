@@ -27,6 +27,7 @@ _NOUNS: dict[tuple[str, ...], str] = {
     ("name",): "service name",
     ("entities", "name"): "entity name",
     ("entities", "plural"): "plural name",
+    ("depends_on", "plural"): "plural name",
     ("entities", "fields", "name"): "field name",
     ("entities", "fields", "type"): "field type",
     ("entities", "fields", "values"): "enum value",
