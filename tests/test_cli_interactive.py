@@ -18,6 +18,7 @@ from prompt_toolkit.output import DummyOutput
 
 from microforge.interactive import Prompter, ask_spec, enum_values, matches, positive_int
 from microforge.plan import spec_from_data
+from microforge.spec.naming import IDENTIFIER_PATTERN, SERVICE_NAME_PATTERN
 
 DOWN = "\x1b[B"
 
@@ -107,6 +108,13 @@ def test_validators() -> None:
     assert check("fine") is True
     assert check("taken") == "'taken' is already used"
     assert isinstance(check("Nope"), str)
+    field = matches(IDENTIFIER_PATTERN, "a field name")
+    assert field("x" * 48) is True
+    assert field("x" * 49) == "a field name is too long: 49 characters, at most 48 are allowed"
+    assert field("Bad").startswith("a field name must match")
+    assert matches(SERVICE_NAME_PATTERN, "the service name")("s" * 32) == (
+        "the service name is too long: 32 characters, at most 31 are allowed"
+    )
     assert positive_int("") is True
     assert positive_int("12") is True
     assert isinstance(positive_int("0"), str)
