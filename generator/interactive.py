@@ -15,8 +15,8 @@ from .spec.naming import (
     ENTITY_NAME_PATTERN,
     ENUM_VALUE_PATTERN,
     IDENTIFIER_PATTERN,
-    LENGTH_LIMITS,
     SERVICE_NAME_PATTERN,
+    too_long,
 )
 
 Check = Callable[[str], bool | str]
@@ -67,17 +67,18 @@ class Prompter:
 def matches(pattern: str, what: str, taken: Sequence[str] = (), *, optional: bool = False) -> Check:
     """A validator: the text matches `pattern` (or is empty when `optional`) and is not taken."""
     compiled = re.compile(pattern)
-    unbounded, longest = LENGTH_LIMITS.get(pattern, (None, 0))
 
     def check(text: str) -> bool | str:
         text = text.strip()
         if optional and not text:
             return True
         if not compiled.fullmatch(text):
-            # (a `service.Name`'s limit is on the part after the dot: not told here)
-            if unbounded is not None and re.fullmatch(unbounded, text) and "." not in text:
-                return f"{what} is too long: {len(text)} characters, at most {longest} are allowed"
-            return f"{what} must match {pattern}"
+            length = too_long(pattern, text)
+            return (
+                f"{what} must match {pattern}"
+                if length is None
+                else f"{what} is too long: {length}"
+            )
         if text in taken:
             return f"{text!r} is already used"
         return True

@@ -16,8 +16,10 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .plan import RenderPlan
+if TYPE_CHECKING:  # only annotations: `microforge run` imports this module without the spec layer
+    from .plan import RenderPlan
 
 STAGING_PREFIX = ".microforge-staging-"
 LOCK_TIMEOUT = 300.0  # seconds for `uv lock` (it resolves against the package index)
@@ -218,6 +220,15 @@ def _remove_dirs(directories: list[Path]) -> None:
             return
 
 
+def project_env(*drop: str, **extra: str) -> dict[str, str]:
+    """The environment of a command run in a generated project (`uv lock`, `uv run ...`): ours
+    without VIRTUAL_ENV (microforge's own virtualenv, which uv would take for the project's)
+    nor `drop`, with uv's progress bars off and `extra` added."""
+    env = {key: value for key, value in os.environ.items() if key not in {"VIRTUAL_ENV", *drop}}
+    env.update({"UV_NO_PROGRESS": "1", **extra})
+    return env
+
+
 def lock_project(project: Path) -> list[str]:
     """`uv lock` in `project`: the locked dependencies its Dockerfile and CI install. Returns
     notes on what failed (no uv, no package index): the project is fine without a lock until
@@ -225,12 +236,11 @@ def lock_project(project: Path) -> list[str]:
     uv = shutil.which("uv")
     if uv is None:
         return ["uv was not found on PATH: no uv.lock written (run `uv lock` in the project)"]
-    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     try:
         result = subprocess.run(
             [uv, "lock", "--quiet"],
             cwd=project,
-            env=env,
+            env=project_env(),
             capture_output=True,
             text=True,
             timeout=LOCK_TIMEOUT,

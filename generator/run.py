@@ -21,11 +21,13 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from .render import project_env
 
 ANSWERS_FILE = ".copier-answers.yml"
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-MIGRATE_TIMEOUT = 900.0  # the first `uv run` installs the service's dependencies
+SETUP_TIMEOUT = 900.0  # the first `uv run` installs the service's dependencies
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 INTERRUPTED = 130
@@ -78,42 +80,40 @@ def find_service(directory: Path) -> Service:
     return Service(directory, name, f"{name.replace('-', '_')}_service")
 
 
-def service_env(**extra: str) -> dict[str, str]:
-    """The environment of the service's commands: not microforge's own virtualenv."""
-    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    env.update({"UV_NO_PROGRESS": "1", **extra})
-    return env
+def service_python(service: Service, env: dict[str, str], *, log: IO[bytes] | None = None) -> str:
+    """The service's own Python, once `uv run` has synced its environment (the first call
+    installs the dependencies; uv reports to `log`, else to our stderr).
 
-
-def uv_command(service: Service, *args: str) -> list[str]:
-    """`uv run python -m <package> <args>` (uv must be on PATH): syncs the service's environment
-    first, so the first call installs its dependencies."""
+    The service's commands then run with it directly, not under `uv run`: the server must be
+    signalled directly, as whether `uv run` forwards a SIGINT depends on uv's version and on
+    whether it runs on a terminal (it assumes the terminal signalled the child too, which is
+    false for a child in its own process group).
+    """
     uv = shutil.which("uv")
     if uv is None:
         raise RunError("uv was not found on PATH (install it: python3 -m pip install uv)")
-    return [uv, "run", "python", "-m", service.package, *args]
+    try:
+        found = subprocess.run(
+            [uv, "run", "python", "-c", "import sys; print(sys.executable)"],
+            cwd=service.directory,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            timeout=SETUP_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        message = f"`uv run` took over {SETUP_TIMEOUT:.0f} s to set up the service"
+        raise RunError(message) from None
+    lines = found.stdout.decode(errors="replace").strip().splitlines()
+    if found.returncode != 0 or not lines:
+        raise RunError(f"`uv run` could not set up the service (exit status {found.returncode})")
+    return lines[-1]
 
 
-def server_command(service: Service, env: dict[str, str], *args: str) -> list[str]:
-    """`<the service's python> -m <package> serve <args>`, without `uv run` in between.
-
-    The server is signalled directly: whether `uv run` forwards a SIGINT to its child depends
-    on uv's version and on whether it runs on a terminal (it assumes the terminal delivered the
-    signal to the child too, which is false for a child in its own process group).
-    """
-    found = subprocess.run(
-        [*uv_command(service)[:3], "-c", "import sys; print(sys.executable)"],
-        cwd=service.directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=MIGRATE_TIMEOUT,
-        check=False,
-    )
-    python = found.stdout.strip().splitlines()[-1] if found.returncode == 0 else ""
-    if not python:
-        raise RunError(f"cannot find the service's Python with `uv run`: {found.stderr.strip()}")
-    return [python, "-m", service.package, "serve", *args]
+def module_command(python: str, service: Service, *args: str) -> list[str]:
+    """`<python> -m <package> <args>`: one of the service's commands (migrate, serve, ...)."""
+    return [python, "-m", service.package, *args]
 
 
 def run_service(service: Service, *, port: int = 8000, host: str = "127.0.0.1") -> int:
@@ -122,14 +122,15 @@ def run_service(service: Service, *, port: int = 8000, host: str = "127.0.0.1") 
     Returns the server's exit status, or 130 (the shell's status for Ctrl-C) once an interrupt
     has stopped it: the server gets one SIGINT and shuts down gracefully.
     """
+    env = project_env()
+    python = service_python(service, env)
     migrate = subprocess.run(
-        uv_command(service, "migrate"), cwd=service.directory, env=service_env(), check=False
+        module_command(python, service, "migrate"), cwd=service.directory, env=env, check=False
     )
     if migrate.returncode != 0:
         return migrate.returncode
-    env = service_env()
     server = subprocess.Popen(
-        server_command(service, env, "--host", host, "--port", str(port)),
+        module_command(python, service, "serve", "--host", host, "--port", str(port)),
         cwd=service.directory,
         env=env,
         process_group=0,  # Ctrl-C reaches only us; we forward exactly one SIGINT
@@ -192,23 +193,26 @@ def smoke(service: Service, *, start_timeout: float = START_TIMEOUT) -> SmokeRes
     """Migrate a scratch SQLite database, serve on a free port, check /health and /openapi.json."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="microforge-smoke-") as scratch:
-        env = service_env(DATABASE_URL=f"sqlite+aiosqlite:///{scratch}/smoke.db")
+        env = project_env(DATABASE_URL=f"sqlite+aiosqlite:///{scratch}/smoke.db")
         log_path = Path(scratch) / "service.log"
         with log_path.open("w+b") as log:
+            try:
+                python = service_python(service, env, log=log)
+            except RunError as error:
+                return SmokeResult(False, port, str(error), tail(log_path))
             migrate = subprocess.run(
-                uv_command(service, "migrate"),
+                module_command(python, service, "migrate"),
                 cwd=service.directory,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                timeout=MIGRATE_TIMEOUT,
                 check=False,
             )
             if migrate.returncode != 0:
                 detail = f"migrate failed (exit status {migrate.returncode})"
                 return SmokeResult(False, port, detail, tail(log_path))
             server = subprocess.Popen(
-                server_command(service, env, "--port", str(port)),
+                module_command(python, service, "serve", "--port", str(port)),
                 cwd=service.directory,
                 env=env,
                 stdout=log,

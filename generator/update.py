@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .render import FALLBACK_IDENTITY
+from .render import FALLBACK_IDENTITY, project_env
 
 ANSWERS_FILE = ".copier-answers.yml"
 ROOT_ANSWERS_GLOB = ".copier-answers*.yml"
@@ -332,12 +332,11 @@ def make_migration(
     command += ["-m", "microforge update"]
     if allow_destructive:
         command.append("--allow-destructive")
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "DATABASE_URL"}}
     try:
         done = subprocess.run(
             command,
             cwd=workdir,
-            env={**env, "UV_NO_PROGRESS": "1"},
+            env=project_env("DATABASE_URL"),
             capture_output=True,
             text=True,
             timeout=MIGRATION_TIMEOUT,

@@ -110,9 +110,11 @@ def test_validators() -> None:
     assert isinstance(check("Nope"), str)
     field = matches(IDENTIFIER_PATTERN, "a field name")
     assert field("x" * 48) is True
-    assert field("x" * 49) == "a field name is too long: 49 characters, at most 48 are allowed"
+    assert field("x" * 49).startswith(
+        "a field name is too long: 49 characters, at most 48 are allowed"
+    )
     assert field("Bad").startswith("a field name must match")
-    assert matches(SERVICE_NAME_PATTERN, "the service name")("s" * 32) == (
+    assert matches(SERVICE_NAME_PATTERN, "the service name")("s" * 32).startswith(
         "the service name is too long: 32 characters, at most 31 are allowed"
     )
     assert positive_int("") is True

@@ -117,7 +117,7 @@ def run_on_a_terminal_until_ctrl_c(inventory: Path, port: int) -> tuple[int, str
     command = [sys.executable, "-m", "microforge.cli", "run", str(inventory), "--port", str(port)]
     pid, terminal = pty.fork()
     if pid == 0:  # the child: exec at once (nothing of pytest's may run here)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # see interruptible()
+        interruptible()
         os.execv(sys.executable, command)
     chunks: list[bytes] = []
 

@@ -15,23 +15,44 @@ MAX_IDENTIFIER = 48
 MAX_REMOTE_NAME = 80
 """Longest name after the dot of `service.Name` (an entity, or an event: entity + transition)."""
 
-SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
-ENTITY_NAME_PATTERN = r"^[A-Z][A-Za-z0-9]{0,37}$"
-IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
-ENUM_VALUE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,47}$"
+MAX_SERVICE_NAME = 31
+
+SERVICE_NAME_PATTERN = rf"^[a-z][a-z0-9-]{{1,{MAX_SERVICE_NAME - 1}}}$"
+ENTITY_NAME_PATTERN = rf"^[A-Z][A-Za-z0-9]{{0,{MAX_ENTITY_NAME - 1}}}$"
+IDENTIFIER_PATTERN = rf"^[a-z][a-z0-9_]{{0,{MAX_IDENTIFIER - 1}}}$"
+ENUM_VALUE_PATTERN = rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_IDENTIFIER - 1}}}$"
 SCOPE_PATTERN = r"^[a-z][a-z0-9_.:-]*$"
-REMOTE_ENTITY_PATTERN = r"^[a-z][a-z0-9-]{1,30}\.[A-Z][A-Za-z0-9]{0,79}$"
+REMOTE_ENTITY_PATTERN = (
+    SERVICE_NAME_PATTERN[:-1] + rf"\.[A-Z][A-Za-z0-9]{{0,{MAX_REMOTE_NAME - 1}}}$"
+)
 RATE_LIMIT_PATTERN = r"^[1-9][0-9]*/(second|minute|hour|day)$"
 
 LENGTH_LIMITS: dict[str, tuple[str, int]] = {
-    SERVICE_NAME_PATTERN: (r"^[a-z][a-z0-9-]*$", 31),
+    SERVICE_NAME_PATTERN: (r"^[a-z][a-z0-9-]*$", MAX_SERVICE_NAME),
     ENTITY_NAME_PATTERN: (r"^[A-Z][A-Za-z0-9]*$", MAX_ENTITY_NAME),
     IDENTIFIER_PATTERN: (r"^[a-z][a-z0-9_]*$", MAX_IDENTIFIER),
     ENUM_VALUE_PATTERN: (r"^[A-Za-z][A-Za-z0-9_]*$", MAX_IDENTIFIER),
-    REMOTE_ENTITY_PATTERN: (r"^[a-z][a-z0-9-]{1,30}\.[A-Z][A-Za-z0-9]*$", MAX_REMOTE_NAME),
+    REMOTE_ENTITY_PATTERN: (SERVICE_NAME_PATTERN[:-1] + r"\.[A-Z][A-Za-z0-9]*$", MAX_REMOTE_NAME),
 }
 """Per length-bounded pattern: the same pattern without the bound, and the longest length (of the
 name after the dot for `service.Name`), to tell a name that is only too long."""
+
+
+def too_long(pattern: str, value: object) -> str | None:
+    """Why `value` fails the length-bounded `pattern` when only its length does (e.g. "49
+    characters, at most 48 are allowed ..."), else None."""
+    if pattern not in LENGTH_LIMITS or not isinstance(value, str):
+        return None
+    loose, limit = LENGTH_LIMITS[pattern]
+    name = value.partition(".")[2] if pattern == REMOTE_ENTITY_PATTERN else value
+    if not re.match(loose, value) or len(name) <= limit:
+        return None
+    part = "the name after the dot has " if pattern == REMOTE_ENTITY_PATTERN else ""
+    return (
+        f"{part}{len(name)} characters, at most {limit} are allowed (the generated code is laid "
+        "out for names up to that length); choose a shorter name"
+    )
+
 
 RESERVED_FIELD_NAMES: tuple[str, ...] = ("id", "created_at", "updated_at", "version")
 """Columns added to every entity automatically (in this order); a spec may not declare them."""

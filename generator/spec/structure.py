@@ -3,7 +3,6 @@ with a spec path and a message that says what is wrong and what is allowed."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -14,11 +13,15 @@ from .naming import (
     ENTITY_NAME_PATTERN,
     ENUM_VALUE_PATTERN,
     IDENTIFIER_PATTERN,
-    LENGTH_LIMITS,
+    MAX_ENTITY_NAME,
+    MAX_IDENTIFIER,
+    MAX_REMOTE_NAME,
+    MAX_SERVICE_NAME,
     RATE_LIMIT_PATTERN,
     REMOTE_ENTITY_PATTERN,
     SCOPE_PATTERN,
     SERVICE_NAME_PATTERN,
+    too_long,
 )
 from .suggest import allowed, describe, suggestion
 
@@ -48,18 +51,18 @@ _NOUNS: dict[tuple[str, ...], str] = {
 }
 
 _PATTERN_HELP: dict[str, str] = {
-    SERVICE_NAME_PATTERN: "2 to 31 lowercase letters, digits or '-', starting with a letter, "
-    "e.g. 'inventory'",
-    ENTITY_NAME_PATTERN: "PascalCase: an uppercase letter, then letters and digits (at most 38 "
-    "characters), e.g. 'OrderLine'",
+    SERVICE_NAME_PATTERN: f"2 to {MAX_SERVICE_NAME} lowercase letters, digits or '-', starting "
+    "with a letter, e.g. 'inventory'",
+    ENTITY_NAME_PATTERN: "PascalCase: an uppercase letter, then letters and digits (at most "
+    f"{MAX_ENTITY_NAME} characters), e.g. 'OrderLine'",
     IDENTIFIER_PATTERN: "a snake_case identifier: a lowercase letter, then lowercase letters, "
-    "digits or '_' (at most 48 characters), e.g. 'unit_price'",
-    ENUM_VALUE_PATTERN: "an identifier: a letter, then letters, digits or '_' (at most 48 "
-    "characters), e.g. 'ACTIVE'",
+    f"digits or '_' (at most {MAX_IDENTIFIER} characters), e.g. 'unit_price'",
+    ENUM_VALUE_PATTERN: "an identifier: a letter, then letters, digits or '_' (at most "
+    f"{MAX_IDENTIFIER} characters), e.g. 'ACTIVE'",
     SCOPE_PATTERN: "'public' or a scope of lowercase letters, digits and '_.:-' starting with a "
     "letter, e.g. 'product:write'",
     REMOTE_ENTITY_PATTERN: "'<service>.<Name>': a service name, a dot and a PascalCase name (at "
-    "most 80 characters), e.g. 'user.User'",
+    f"most {MAX_REMOTE_NAME} characters), e.g. 'user.User'",
     RATE_LIMIT_PATTERN: "'<N>/<second|minute|hour|day>' with N >= 1, e.g. '100/minute'",
 }
 
@@ -113,21 +116,6 @@ def _options(path: Path) -> tuple[str, ...]:
     return OPERATIONS
 
 
-def _too_long(pattern: str, value: object) -> str | None:
-    """Why `value` fails the length-bounded `pattern` when only its length does, else None."""
-    if pattern not in LENGTH_LIMITS or not isinstance(value, str):
-        return None
-    loose, limit = LENGTH_LIMITS[pattern]
-    name = value.partition(".")[2] if pattern == REMOTE_ENTITY_PATTERN else value
-    if not re.match(loose, value) or len(name) <= limit:
-        return None
-    part = "the name after the dot has " if pattern == REMOTE_ENTITY_PATTERN else ""
-    return (
-        f"{part}{len(name)} characters, at most {limit} are allowed (the generated code is laid "
-        "out for names up to that length); choose a shorter name"
-    )
-
-
 def _translate(error: Any) -> Finding:
     loc: list[PathElement] = [e for e in error["loc"] if isinstance(e, str | int)]
     kind: str = error["type"]
@@ -168,9 +156,9 @@ def _translate(error: Any) -> Finding:
         )
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
-        too_long = _too_long(pattern, value)
-        if too_long is not None:
-            return Finding(path, f"{_noun(path)} {describe(value)} is too long: {too_long}")
+        length = too_long(pattern, value)
+        if length is not None:
+            return Finding(path, f"{_noun(path)} {describe(value)} is too long: {length}")
         explanation = _PATTERN_HELP.get(pattern, f"a string matching {pattern}")
         return Finding(path, f"invalid {_noun(path)} {describe(value)}; expected {explanation}")
     if kind in ("too_short", "string_too_short"):
