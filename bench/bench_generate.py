@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-INVENTORY = REPO / "blueprints" / "ecommerce" / "specs" / "inventory.yaml"
+INVENTORY = REPO / "tests" / "specs" / "inventory_example.yaml"
 SERVICE_TARGET_SECONDS = 1.5
 FLOOR_RATIO_TARGET = 3.0
 

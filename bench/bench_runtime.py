@@ -4,7 +4,7 @@
                                   [--database auto|postgres|sqlite] [--loader auto|wrk|python]
 
 What it does, in one run:
-1. generates the inventory service (blueprints/ecommerce/specs/inventory.yaml) with Copier from
+1. generates the inventory service (tests/specs/inventory_example.yaml) with Copier from
    this checkout into a temporary directory, `uv sync`s it, migrates a fresh database (PostgreSQL
    on 127.0.0.1:5432 when it answers, else SQLite) and inserts one product;
 2. serves it with `python -m inventory_service serve` (uvicorn, 1 worker, loopback) with the whole
@@ -30,27 +30,36 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import json
 import os
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO / "blueprints" / "ecommerce" / "specs" / "inventory.yaml"
+from benchlib import (
+    JWKS,
+    POSTGRES,
+    REPO,
+    OtlpSink,
+    Result,
+    free_port,
+    generate,
+    load,
+    pick_loader,
+    postgres_answers,
+    psql,
+    run,
+    stop,
+    wait_ready,
+)
+
+SPEC = REPO / "tests" / "specs" / "inventory_example.yaml"
 PACKAGE = "inventory_service"
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TARGET_RATIO = 0.70
 TARGET_ADDED_P50_MS = 1.0
 
@@ -120,186 +129,6 @@ async def main() -> None:
 asyncio.run(main())
 """
 
-JWKS = """
-import base64, json, sys
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-key = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "bench", "alg": "EdDSA", "use": "sig"}
-print(json.dumps({"keys": [key]}))
-"""
-
-# The fallback load generator: run in its own process so it has its own core, like wrk.
-LOADER = r"""
-import asyncio, json, sys, time
-
-host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-connections, duration = int(sys.argv[4]), float(sys.argv[5])
-request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
-latencies = []
-errors = 0
-statuses = {}
-
-async def worker(deadline):
-    global errors
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while True:
-            start = time.perf_counter()
-            if start >= deadline:
-                return
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            latencies.append(time.perf_counter() - start)
-            statuses[status] = statuses.get(status, 0) + 1
-    except (OSError, asyncio.IncompleteReadError):
-        errors += 1
-    finally:
-        writer.close()
-
-async def main():
-    started = time.perf_counter()
-    deadline = started + duration
-    await asyncio.gather(*(worker(deadline) for _ in range(connections)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    def q(p):
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0.0
-    print(json.dumps({"requests": len(latencies), "seconds": elapsed, "p50": q(0.50),
-                      "p99": q(0.99), "errors": errors, "statuses": statuses}))
-
-try:
-    import uvloop
-    uvloop.install()
-except ImportError:
-    pass
-asyncio.run(main())
-"""
-
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx: int
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return str(done.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def postgres_answers() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-class OtlpSink(http.server.BaseHTTPRequestHandler):
-    """Accepts OTLP/HTTP exports and counts them (proves spans leave the service)."""
-
-    exports = 0
-    bytes_received = 0
-
-    def do_POST(self) -> None:
-        size = int(self.headers.get("content-length") or 0)
-        self.rfile.read(size)
-        OtlpSink.exports += 1
-        OtlpSink.bytes_received += size
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-def wait_ready(url_host: str, port: int, path: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    request = f"GET {path} HTTP/1.1\r\nHost: {url_host}\r\nConnection: close\r\n\r\n".encode()
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-                sock.sendall(request)
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"server on port {port} never answered 200 on {path}")
-
-
-def parse_wrk_time(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-def load(loader: str, port: int, path: str, connections: int, duration: float) -> Result:
-    if loader == "wrk":
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{int(duration)}s",
-                "--latency",
-                f"http://127.0.0.1:{port}{path}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        p50 = parse_wrk_time(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-        p99 = parse_wrk_time(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-        bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-        return Result(rps, p50, p99, int(bad.group(1)) if bad else 0)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            LOADER,
-            "127.0.0.1",
-            str(port),
-            path,
-            str(connections),
-            str(duration),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data = json.loads(out)
-    non_2xx = sum(n for status, n in data["statuses"].items() if not 200 <= int(status) < 300)
-    return Result(
-        data["requests"] / data["seconds"],
-        data["p50"] * 1000,
-        data["p99"] * 1000,
-        non_2xx + data["errors"],
-    )
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -314,9 +143,7 @@ def main() -> int:
         "--project", help="an inventory service generated before (skips generation; profiling)"
     )
     args = parser.parse_args()
-    loader = args.loader
-    if loader == "auto":
-        loader = "wrk" if shutil.which("wrk") else "python"
+    loader = pick_loader(args.loader)
     database = args.database
     if database == "auto":
         database = "postgres" if postgres_answers() else "sqlite"
@@ -331,46 +158,12 @@ def main() -> int:
     try:
         if not args.project:
             print(f"generating the inventory service in {project} ...", flush=True)
-            import yaml  # microforge's own dependency
-
-            answers = work / "answers.yml"
-            answers.write_text(yaml.safe_dump({"spec": yaml.safe_load(SPEC.read_text())}))
-            run(
-                [
-                    sys.executable,
-                    "-m",
-                    "copier",
-                    "copy",
-                    "--quiet",
-                    "--defaults",
-                    "--overwrite",
-                    "--vcs-ref",
-                    "HEAD",
-                    "--data-file",
-                    str(answers),
-                    args.template,
-                    str(project),
-                ],
-                cwd=work,
-            )
-            run(["uv", "sync", "--quiet", "--no-dev"], cwd=project)
+            generate(SPEC, project, args.template)
         python = str(project / ".venv" / "bin" / "python")
 
         if database == "postgres":
             admin_db = f"bench_runtime_{uuid.uuid4().hex[:10]}"
-            subprocess.run(
-                [
-                    "psql",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-qc",
-                    f'CREATE DATABASE "{admin_db}"',
-                ],
-                check=True,
-                capture_output=True,
-            )
+            psql(f'CREATE DATABASE "{admin_db}"')
             database_url = POSTGRES.rsplit("/", 1)[0] + f"/{admin_db}"
         else:
             database_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
@@ -518,30 +311,11 @@ def main() -> int:
             return 1
         return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
         if sink is not None:
             sink.shutdown()
         if admin_db is not None:
-            subprocess.run(
-                [
-                    "psql",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-qc",
-                    f'DROP DATABASE IF EXISTS "{admin_db}" WITH (FORCE)',
-                ],
-                check=False,
-                capture_output=True,
-            )
+            psql(f'DROP DATABASE IF EXISTS "{admin_db}" WITH (FORCE)', check=False)
         if args.keep:
             print(f"kept {project}")
         else:

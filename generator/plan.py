@@ -93,7 +93,8 @@ def question_choices(root: Path, question: str) -> list[str]:
     import yaml
 
     try:
-        config = yaml.safe_load((root / TEMPLATE_CONFIG).read_text(encoding="utf-8"))
+        text = (root / TEMPLATE_CONFIG).read_text(encoding="utf-8")
+        config = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as error:
         raise PlanError(f"cannot read {root / TEMPLATE_CONFIG}: {error}") from None
     entry = config.get(question) if isinstance(config, dict) else None

@@ -83,7 +83,7 @@ def render_service(
     check_destination(dest, force=force)
     existed = dest.exists()
     merge = existed and not is_empty_dir(dest)
-    created = [] if existed else _make_parents(dest.parent)
+    created = [] if existed else make_parents(dest.parent)
     staging: Path | None = None
     notes: list[str] = []
     done = False
@@ -198,7 +198,7 @@ def _merge_into(source: Path, dest: Path) -> None:
             os.replace(Path(dirpath) / name, dest / relative / name)
 
 
-def _make_parents(directory: Path) -> list[Path]:
+def make_parents(directory: Path) -> list[Path]:
     """Create `directory` and its missing ancestors; return the ones created, deepest first."""
     missing: list[Path] = []
     current = directory

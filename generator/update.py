@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,17 @@ def find_projects(target: Path) -> tuple[list[Project], bool]:
     return projects, True
 
 
+def subprojects(target: Path) -> list[str]:
+    """The names of a system's subdirectories that are Copier projects (services, gateway)."""
+    if not target.is_dir():
+        return []
+    return sorted(
+        child.name
+        for child in target.iterdir()
+        if child.is_dir() and not child.name.startswith(".") and (child / ANSWERS_FILE).is_file()
+    )
+
+
 def service_package(project: Path) -> str | None:
     """The Python package of a generated service (`src/<pkg>/migrations/env.py`), if any."""
     found = sorted((project / "src").glob("*/migrations/env.py"))
@@ -140,11 +151,16 @@ def update(
     dry_run: bool = False,
     allow_destructive: bool = False,
     vcs_ref: str | None = "HEAD",
+    answers: Mapping[str, Mapping[str, Any]] | None = None,
+    create: Mapping[str, Callable[[Path], list[str]]] | None = None,
 ) -> UpdateResult:
     """Update the service or system at `target`; see the module docstring.
 
     `spec` (a spec mapping) replaces the `spec` answer of a single service. `vcs_ref` is the
-    template version to update to (None: Copier's default, the newest tag). Raises
+    template version to update to (None: Copier's default, the newest tag). For a system
+    (`microforge update --blueprint`): `answers` maps a project's path ("." for the system
+    files, else its directory name) to answers that replace its own, and `create` maps the
+    directory of a project to add to the function rendering it there (in the clone). Raises
     `UpdateError` (and its `ConflictError`, `RefusedError`) with `target` left as it was.
     """
     started = time.perf_counter()
@@ -153,6 +169,12 @@ def update(
         raise UpdateError(f"{target} is not a directory")
     target = target.resolve()
     projects, system = find_projects(target)
+    create = dict(create or {})
+    for name in create:
+        if (target / name).exists():
+            raise UpdateError(f"{target / name} already exists: cannot add the project {name}")
+    if (create or answers) and not system:
+        raise UpdateError(f"{target} is not a system: --blueprint updates a whole system")
     if spec is not None and system:
         raise UpdateError("--spec updates one service: give a service directory, not a system")
     if spec is not None:
@@ -183,12 +205,31 @@ def update(
         for index, root in enumerate(bases):
             clones[root] = Path(scratch) / f"{index}-{root.name}"
             git(Path(scratch), "clone", "-q", "--no-hardlinks", str(root), str(clones[root]))
+        if create:
+            root = git_root(target)
+            for name, render in create.items():
+                workdir = clones[root] / target.relative_to(root) / name
+                relative = label_of(target / name, display)
+                notes += render(workdir)
+                git(clones[root], "add", "-A")
+                added = status(clones[root])
+                updated.append(ProjectUpdate(relative, "new project", tuple(added), None, ()))
+                git(
+                    clones[root],
+                    *identity(clones[root]),
+                    "commit",
+                    "-q",
+                    "--no-verify",
+                    "-m",
+                    f"add {relative}",
+                )
         for project, root, directory in located:
             clone = clones[root]
             label = label_of(root, display)
             relative = label_of(directory, display)
             workdir = clone / directory.relative_to(root)
-            notes += copier_update(workdir, project, spec=spec, vcs_ref=vcs_ref)
+            data = (answers or {}).get(project.path)
+            notes += copier_update(workdir, project, spec=spec, vcs_ref=vcs_ref, data=data)
             changed = status(clone)
             check_conflicts(clone, relative, changed, label)
             migration: str | None = None
@@ -258,13 +299,18 @@ def check_same_service(answers_file: Path, spec: Mapping[str, Any]) -> None:
 
 
 def copier_update(
-    workdir: Path, project: Project, *, spec: Mapping[str, Any] | None, vcs_ref: str | None
+    workdir: Path,
+    project: Project,
+    *,
+    spec: Mapping[str, Any] | None,
+    vcs_ref: str | None,
+    data: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """`copier update` in `workdir` (answers kept, `spec` replaced if given); Copier's warnings
-    come back as notes."""
+    """`copier update` in `workdir` (answers kept, `spec` replaced if given, and any answer of
+    `data`); Copier's warnings come back as notes."""
     import copier
 
-    data: dict[str, Any] = {} if spec is None else {"spec": dict(spec)}
+    data = {**(data or {}), **({} if spec is None else {"spec": dict(spec)})}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", copier.errors.CopierWarning)
         try:

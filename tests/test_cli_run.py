@@ -73,7 +73,7 @@ def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from microforge.cli import app
 
     dest = tmp_path_factory.mktemp("run") / "inventory"
-    spec = Path(__file__).resolve().parents[1] / "blueprints/ecommerce/specs/inventory.yaml"
+    spec = Path(__file__).resolve().parents[1] / "tests/specs/inventory_example.yaml"
     result = CliRunner().invoke(app, ["new", str(dest), "--spec", str(spec), "--no-git"])
     assert result.exit_code == 0, result.output
     return dest

@@ -4,7 +4,8 @@ SQLite and PostgreSQL (slow test, a few seeded specs).
 
 Reproduce a slow-test failure from the seed in its test id (`spec-<seed>-<i>`):
     MICROFORGE_RANDOM_SEED=<seed> pytest -m generated tests/test_random_specs.py -k "<seed>-<i>"
-More specs: MICROFORGE_RANDOM_SPECS=40 (default 3).
+More projects: MICROFORGE_RANDOM_SPECS=40 (default 2); more renders: MICROFORGE_RENDER_SPECS=500
+(default 60).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _seed() -> int:
 
 
 SEED = _seed()
-RANDOM_SPECS = int(os.environ.get("MICROFORGE_RANDOM_SPECS", "3"))
+RANDOM_SPECS = int(os.environ.get("MICROFORGE_RANDOM_SPECS", "2"))
 
 
 def spec_yaml(spec: dict[str, Any]) -> str:
@@ -98,7 +99,7 @@ def test_validator_refuses_what_the_template_cannot_support(entity: str, field: 
 
 
 @settings(
-    max_examples=int(os.environ.get("MICROFORGE_RENDER_SPECS", "120")),
+    max_examples=int(os.environ.get("MICROFORGE_RENDER_SPECS", "60")),
     deadline=None,
     database=None,
     derandomize=True,

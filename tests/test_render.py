@@ -19,6 +19,7 @@ from microforge.plan import (
     template_root,
 )
 from microforge.render import RenderError, git_commit_all, render_service
+from microforge.speedups import shared_clones
 
 MINIMAL = {
     "name": "shop",
@@ -142,6 +143,20 @@ def test_git_commit_without_an_identity(tmp_path: Path, monkeypatch: pytest.Monk
     assert author == "microforge <microforge@localhost>"
 
 
+def rendered_files(root: Path) -> dict[str, bytes]:
+    """Every file of a rendered project (the answers without `_commit`: a template with
+    uncommitted changes is committed in each clone, at another time)."""
+    files = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            if path.name == ".copier-answers.yml":
+                lines = content.splitlines(keepends=True)
+                content = b"".join(line for line in lines if not line.startswith(b"_commit:"))
+            files[str(path.relative_to(root))] = content
+    return files
+
+
 def test_the_bytecode_cache_does_not_change_the_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example_spec: Path
 ) -> None:
@@ -154,15 +169,39 @@ def test_the_bytecode_cache_does_not_change_the_output(
     monkeypatch.setenv("MICROFORGE_NO_JINJA_CACHE", "1")
     third = render_service(plan, tmp_path / "third")
 
-    def files(root: Path) -> dict[str, bytes]:
-        return {
-            str(path.relative_to(root)): path.read_bytes()
-            for path in root.rglob("*")
-            if path.is_file() and path.name != ".copier-answers.yml"
-        }
-
-    assert files(first.dest) == files(second.dest) == files(third.dest)
+    assert rendered_files(first.dest) == rendered_files(second.dest) == rendered_files(third.dest)
     assert first.files == second.files == third.files
+
+
+def test_a_shared_template_clone_and_compiled_strings_do_not_change_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example_spec: Path
+) -> None:
+    """What `microforge blueprint` does: one clone of the template for every render of the
+    system, `from_string` sources compiled once per process (the second render hits that cache,
+    paths with Copier's `yield` tag included); the same files as without either."""
+    import tempfile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    plan = plan_service(read_spec(example_spec))
+    with shared_clones(plan.template_root) as notes:
+        kept = list((tmp_path / "tmp").glob("microforge-template-*"))
+        assert len(kept) == 1
+        cloned = sorted(kept[0].iterdir())
+        first = render_service(plan, tmp_path / "first")
+        second = render_service(plan, tmp_path / "second")
+        assert sorted(kept[0].iterdir()) == cloned  # the renders cloned nothing more
+    assert not kept[0].exists()
+    monkeypatch.setenv("MICROFORGE_NO_JINJA_CACHE", "1")
+    third = render_service(plan, tmp_path / "third")
+
+    assert rendered_files(first.dest) == rendered_files(second.dest) == rendered_files(third.dest)
+    # the clone's warning (a dirty template) is the context's note, no longer each render's
+    assert set(notes) == set(third.notes)
+    assert not first.notes
+    assert not second.notes
 
 
 def test_source_data_is_plain(example_spec: Path) -> None:

@@ -1332,10 +1332,10 @@ CASES: list[tuple[str, str, str, str]] = [
           - name: Product
             fields: [{name: sku, type: string}]
         depends_on:
-          - {service: catalog, entity: Product, operations: [read, «get]}
+          - {service: catalog, entity: Product, operations: [read, «Get]}
         """,
         "depends_on[0].operations[1]",
-        "unknown operation 'get'; allowed: create, read, list, update, delete",
+        "invalid operation 'Get'; expected a snake_case identifier",
     ),
     (
         "depends-on-plural",

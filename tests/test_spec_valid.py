@@ -49,7 +49,7 @@ def test_example_specs_load(path: Path) -> None:
 
 
 def test_inventory_spec_model() -> None:
-    spec = load_spec(ROOT / "blueprints/ecommerce/specs/inventory.yaml")
+    spec = load_spec(ROOT / "tests/specs/inventory_example.yaml")
     assert spec.name == "inventory"
     assert spec.package == "inventory_service"
     product = spec.entity("Product")

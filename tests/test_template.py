@@ -22,6 +22,7 @@ CASES = [
     pytest.param(EXAMPLE_SPEC, {}, id="inventory-defaults"),
     pytest.param(SPECS / "all_types.yaml", {"database": "postgres"}, id="all-types-postgres"),
     pytest.param(SPECS / "orders.yaml", {"database": "sqlite"}, id="orders-sqlite"),
+    pytest.param(SPECS / "saga_trip.yaml", {"database": "postgres"}, id="sagas-postgres"),
 ]
 
 
@@ -116,6 +117,11 @@ def _spec(*fields: dict[str, Any]) -> dict[str, Any]:
         ),
         pytest.param(
             _spec({"name": "id", "type": "string"}), "id is reserved", id="reserved-field"
+        ),
+        pytest.param(
+            _spec({"name": "a", "type": "string", "description": ["not", "text"]}),
+            "entities[0].fields[0].description: must be text",
+            id="bad-description",
         ),
     ],
 )

@@ -56,7 +56,7 @@ def test_scopes_and_rate_limit_come_from_the_spec(tmp_path: Path) -> None:
     for public in ("read_product", "list_products"):
         assert "dependencies=" not in routes[public]
         assert "401" not in routes[public]
-    assert "problem_responses(401, 403, 409, 422, 429)" in routes["create_product"]
+    assert "problem_responses(401, 403, 409, 422, 429, 503)" in routes["create_product"]
     security = (package / "security.py").read_text()
     scopes = re.search(r"SCOPES: tuple\[str, \.\.\.\] = \(([^)]*)\)", security)
     assert scopes is not None
@@ -81,7 +81,9 @@ def test_no_rate_limit_in_the_spec_means_none_by_default(tmp_path: Path) -> None
 
 
 @pytest.mark.generated
-def test_an_all_public_service_passes_its_auth_and_rate_limit_suites(tmp_path: Path) -> None:
+def test_an_all_public_service_passes_its_auth_rate_limit_and_openapi_suites(
+    tmp_path: Path,
+) -> None:
     project = copier_copy(PUBLIC_SPEC, tmp_path / "service")
     security = (project / "src" / "notice_board_service" / "security.py").read_text()
     assert "SCOPES: tuple[str, ...] = ()" in security
@@ -100,5 +102,6 @@ def test_an_all_public_service_passes_its_auth_and_rate_limit_suites(tmp_path: P
         "tests/test_auth.py",
         "tests/test_rate_limit.py",
         "tests/test_notice.py",
+        "tests/test_openapi.py",
     )
     assert " passed" in result.stdout

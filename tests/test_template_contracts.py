@@ -41,20 +41,22 @@ def _check_pact(pact: dict[str, Any]) -> None:
     assert calls == {
         ("GET", "/v1/products/{id}"),  # read, and read of a missing one
         ("GET", "/v1/products"),
+        ("POST", "/v1/products/{id}/discontinue"),  # a transition, and one of a missing row
         ("POST", "/v1/product-categories"),
         ("PATCH", "/v1/product-categories/{id}"),  # at its version, and at a stale one
         ("DELETE", "/v1/product-categories/{id}"),
     }
-    assert len(http) == 7
+    assert len(http) == 9
     message = _interaction(pact, "event catalog.ProductCreated")
     assert message["type"] == "Asynchronous/Messages"
     assert message["metadata"]["subject"] == "catalog.ProductCreated"
     assert message["contents"]["content"]["type"] == "ProductCreated"
-    assert len(pact["interactions"]) == 8
+    assert len(pact["interactions"]) == 10
     states = {s["name"] for i in pact["interactions"] for s in i.get("providerStates", [])}
     assert states == {
         "Product exists",
         "Product does not exist",
+        "Product allows discontinue",
         "Category exists",
         "Category can be created",
     }
@@ -63,6 +65,10 @@ def _check_pact(pact: dict[str, Any]) -> None:
     assert set(read["response"]["body"]["content"]) == {"id", "version", "created_at", "updated_at"}
     create = _interaction(pact, "a request to create a Category")
     assert create["request"]["generators"]["body"]["$"]["type"] == "ProviderState"
+    assert "Idempotency-Key" in create["request"]["headers"]
+    discontinue = _interaction(pact, "a request to discontinue a Product")
+    assert discontinue["response"]["status"] == 200
+    assert "Idempotency-Key" in discontinue["request"]["headers"]
 
 
 def _broken(pact: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import sqlite3
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from generation import EXAMPLE_SPEC, SPECS, clean_env, copier_copy, load_yaml, run
+from generation import EXAMPLE_SPEC, SPECS, Served, copier_copy, load_yaml, run
 
-from microforge.run import free_port, http_get
+from microforge.run import http_get
 
 
 def post_json(url: str, body: object, token: str) -> tuple[int, dict[str, object]]:
@@ -112,65 +111,6 @@ def test_each_service_passes_its_event_checks(pair: dict[str, Path], name: str) 
             assert f"{kind} does not answer" not in result.stdout, result.stdout
 
 
-class Served:
-    """A generated service run with `python -m <pkg> serve` on a scratch SQLite database."""
-
-    def __init__(self, project: Path, package: str, broker: str, workdir: Path) -> None:
-        self.project = project
-        self.port = free_port()
-        self.database = workdir / f"{package}.db"
-        self.log = (workdir / f"{package}.log").open("w")
-        self.env = clean_env(
-            APP_ENV="development",
-            DATABASE_URL=f"sqlite+aiosqlite:///{self.database}",
-            BROKER_URL=broker,
-            EVENT_GROUP_PREFIX=f"{package}-e2e-{uuid.uuid4().hex[:12]}",
-            AUTH_DEV_KEY_FILE=str(workdir / "dev-key.pem"),
-            OUTBOX_POLL_SECONDS="0.2",
-            RATE_LIMIT_DEFAULT="off",
-        )
-        python = ["uv", "run", "--no-sync", "python", "-m", package]
-        subprocess.run([*python, "migrate"], cwd=project, env=self.env, check=True, timeout=120)
-        self.token = subprocess.run(
-            [*python, "dev-token", "--all-scopes"],
-            cwd=project,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        ).stdout.strip()
-        self.process = subprocess.Popen(
-            [*python, "serve", "--port", str(self.port)],
-            cwd=project,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"the service exited: see {self.log.name}"
-            try:
-                if http_get(f"{self.url}/ready", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{self.url} not ready after {timeout} s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-
 @pytest.fixture
 def served(pair: dict[str, Path], tmp_path: Path) -> Iterator[list[Served]]:
     services: list[Served] = []
@@ -195,22 +135,30 @@ def test_an_order_placed_reaches_inventory_once(
     pair: dict[str, Path], served: list[Served], tmp_path: Path, kind: str
 ) -> None:
     broker = require(kind)
-    inventory = Served(pair["inventory"], "inventory_service", broker, tmp_path)
-    served.append(inventory)
-    order = Served(pair["order"], "order_service", broker, tmp_path)
-    served.append(order)
+    settings = {"BROKER_URL": broker, "OUTBOX_POLL_SECONDS": "0.2"}
+    inventory = Served(
+        pair["inventory"],
+        "inventory_service",
+        tmp_path,
+        EVENT_GROUP_PREFIX=f"inventory-e2e-{uuid.uuid4().hex[:12]}",
+        **settings,
+    )
+    served.append(inventory.start())
+    order = Served(pair["order"], "order_service", tmp_path, **settings)
+    served.append(order.start())
     status, created = post_json(
         f"{order.url}/v1/orders",
         {"number": f"A-{uuid.uuid4().hex[:8]}", "product_id": str(uuid.uuid4())},
-        order.token,
+        order.token(),
     )
     assert status == 201, created
     order_id = created["id"]
     deadline = time.monotonic() + 30
-    while order_id not in inbox_aggregates(inventory.database):
+    database = tmp_path / "inventory_service.db"
+    while order_id not in inbox_aggregates(database):
         assert time.monotonic() < deadline, "inventory did not process the OrderCreated event"
         time.sleep(0.2)
     time.sleep(1.0)  # a duplicate would be processed by now
-    assert inbox_aggregates(inventory.database).count(order_id) == 1
+    assert inbox_aggregates(database).count(order_id) == 1
     asyncapi = json.loads(http_get(f"{inventory.url}/asyncapi.json")[1])
     assert "order.OrderCreated" in {c["address"] for c in asyncapi["channels"].values()}

@@ -22,13 +22,16 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .naming import (
+    DURATION_PATTERN,
     ENTITY_NAME_PATTERN,
     ENUM_VALUE_PATTERN,
     IDENTIFIER_PATTERN,
+    PACKAGE_PATTERN,
     RATE_LIMIT_PATTERN,
     REMOTE_ENTITY_PATTERN,
     SCOPE_PATTERN,
     SERVICE_NAME_PATTERN,
+    STEP_OPERATION_PATTERN,
     default_plural,
     service_snake,
     snake_case,
@@ -74,7 +77,7 @@ def _all_operations() -> list[Operation]:
     return ["create", "read", "list", "update", "delete"]
 
 
-def _read_only() -> list[Operation]:
+def _read_only() -> list[str]:
     return ["read"]
 
 
@@ -86,6 +89,8 @@ EnumValue = Annotated[str, Field(pattern=ENUM_VALUE_PATTERN)]
 Scope = Annotated[str, Field(pattern=SCOPE_PATTERN)]
 RemoteEntity = Annotated[str, Field(pattern=REMOTE_ENTITY_PATTERN)]
 LaxFieldType = Annotated[FieldType, Strict(False)]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+StepOperation = Annotated[str, Field(pattern=STEP_OPERATION_PATTERN)]
 
 _CONFIG = ConfigDict(extra="forbid", strict=True)
 
@@ -236,6 +241,16 @@ class EntitySpec(BaseModel):
         default_factory=list,
         description="Events published: created, updated, deleted and transition names.",
     )
+    owner: Identifier | None = Field(
+        default=None,
+        description="A uuid field holding the owning user: create sets it from the token's "
+        "`sub`, and other users' rows answer 404.",
+    )
+    owner_bypass: Scope | None = Field(
+        default=None,
+        description="Scope that sees and acts on every user's rows (with `owner`); default "
+        "<entity-snake>:admin.",
+    )
 
     @model_validator(mode="after")
     def _fill_plural(self) -> EntitySpec:
@@ -252,6 +267,13 @@ class EntitySpec(BaseModel):
     def table(self) -> str:
         """Table and URL name: the explicit `plural` or the default plural."""
         return self.plural if self.plural is not None else default_plural(self.name)
+
+    @property
+    def bypass_scope(self) -> str | None:
+        """The scope that lifts ownership (None without an owner)."""
+        if self.owner is None:
+            return None
+        return self.owner_bypass or f"{self.snake}:admin"
 
     @property
     def transitions(self) -> list[TransitionSpec]:
@@ -296,10 +318,54 @@ class DependencySpec(BaseModel):
         description="The entity's plural in that service (its URL /v1/<plural>), when that "
         "service's spec sets one; default: the snake_case name pluralised.",
     )
-    operations: list[Operation] = Field(
+    operations: list[Identifier] = Field(
         default_factory=_read_only,
         min_length=1,
-        description="Operations called on it (default: read).",
+        description="Operations called on it (default: read): create, read, list, update, "
+        "delete, or names of the entity's transitions in that service.",
+    )
+
+
+class SagaStepSpec(BaseModel):
+    """One step of a saga: a call to another service, and the call that undoes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="SagaStep")
+
+    name: Identifier = Field(description="snake_case name of the step (unique in the saga).")
+    do: StepOperation = Field(
+        description="'<service>.<Entity>.<operation>': a create, or a transition of the row an "
+        "earlier create step made (see target); listed in depends_on."
+    )
+    undo: StepOperation | None = Field(
+        default=None,
+        description="'<service>.<Entity>.<operation>' undoing the step on the row it acted on: a "
+        "transition or delete of the same entity; listed in depends_on.",
+    )
+    target: Identifier | None = Field(
+        default=None,
+        description="For a transition step: the earlier create step whose row it moves.",
+    )
+    timeout: Duration = Field(default="10s", description="Time allowed per attempt, e.g. 10s.")
+    deadline: Duration = Field(
+        default="2m",
+        description="Retries of transient failures stop here and compensation starts, e.g. 2m.",
+    )
+
+
+class SagaSpec(BaseModel):
+    """A saga: steps across services started by a subject row, compensated on failure."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="Saga")
+
+    name: Identifier = Field(description="snake_case name; one run per subject row.")
+    entity: EntityName = Field(description="The subject: an entity of this service.")
+    start: Identifier = Field(
+        description="`created`, or a transition of the subject that starts the saga."
+    )
+    steps: list[SagaStepSpec] = Field(min_length=1, description="The steps, run in order.")
+    succeed: Identifier = Field(description="Subject transition taken when every step is done.")
+    fail: Identifier = Field(
+        description="Subject transition taken after the compensations (the reason is kept)."
     )
 
 
@@ -331,6 +397,16 @@ class ServiceSpec(BaseModel):
         default_factory=list, description="Synchronous calls to entities of other services."
     )
     rate_limit: RateLimitSpec | None = Field(default=None, description="HTTP rate limiting.")
+    sagas: list[SagaSpec] = Field(
+        default_factory=list,
+        description="Multi-service transactions started by a subject row, with compensation.",
+    )
+    packages: list[Annotated[str, Field(pattern=PACKAGE_PATTERN)]] = Field(
+        default_factory=list,
+        description="Extra PyPI distributions the service's own code imports (hooks, handlers, "
+        "custom routes), as PEP 508 requirements, e.g. 'pwdlib[argon2]>=0.2'; added to the "
+        "generated pyproject.toml.",
+    )
 
     @property
     def snake(self) -> str:
@@ -357,6 +433,8 @@ MODEL_AT: dict[tuple[str, ...], type[BaseModel]] = {
     ("events", "consumes"): ConsumeSpec,
     ("depends_on",): DependencySpec,
     ("rate_limit",): RateLimitSpec,
+    ("sagas",): SagaSpec,
+    ("sagas", "steps"): SagaStepSpec,
 }
 """The model of the mapping found at a path shape (the path with list indices removed)."""
 

@@ -26,6 +26,15 @@ REMOTE_ENTITY_PATTERN = (
     SERVICE_NAME_PATTERN[:-1] + rf"\.[A-Z][A-Za-z0-9]{{0,{MAX_REMOTE_NAME - 1}}}$"
 )
 RATE_LIMIT_PATTERN = r"^[1-9][0-9]*/(second|minute|hour|day)$"
+DURATION_PATTERN = r"^[1-9][0-9]*(ms|s|m|h)$"
+PACKAGE_PATTERN = (
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?"
+    r"( ?(==|!=|>=|<=|~=|>|<)[A-Za-z0-9.*+!-]+(, ?(==|!=|>=|<=|~=|>|<)[A-Za-z0-9.*+!-]+)*)?$"
+)
+"""A PEP 508 requirement without URLs or environment markers: `name[extras]` and versions."""
+STEP_OPERATION_PATTERN = (
+    SERVICE_NAME_PATTERN[:-1] + r"\.[A-Z][A-Za-z0-9]{0,%d}\.[a-z][a-z0-9_]{0,%d}$"
+) % (MAX_ENTITY_NAME - 1, MAX_IDENTIFIER - 1)
 
 LENGTH_LIMITS: dict[str, tuple[str, int]] = {
     SERVICE_NAME_PATTERN: (r"^[a-z][a-z0-9-]*$", MAX_SERVICE_NAME),
@@ -104,6 +113,17 @@ QUERY_PARAMETERS: tuple[str, ...] = ("limit", "cursor", "sort")
 
 ENTITY_EVENTS: tuple[str, ...] = ("created", "updated", "deleted")
 """Lifecycle events an entity can publish (besides one per transition)."""
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds of a duration such as ``500ms``, ``10s``, ``2m`` or ``1h`` (DURATION_PATTERN)."""
+    match = re.fullmatch(r"([0-9]+)(ms|s|m|h)", text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 
 def snake_case(name: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .defaults import default_problem
 from .errors import Finding, Path
+from .flows import check_ownership, check_sagas
 from .model import CONSTRAINT_TYPES, FIELD_TYPES, OPERATIONS
 from .naming import (
     ENTITY_EVENTS,
@@ -70,6 +71,8 @@ def check_rules(data: dict[str, object]) -> list[Finding]:
     findings += _ref_cycles(entities)
     findings += _consumers(data.get("events"))
     findings += _dependencies(data.get("depends_on"), _str(data.get("name")))
+    findings += check_ownership(data)
+    findings += check_sagas(data)
     return findings
 
 

@@ -8,26 +8,40 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from .model import ServiceSpec
 
 SCHEMA_ID = "https://microforge.dev/schemas/service-spec.schema.json"
 SCHEMA_FILE = Path(__file__).with_name("service-spec.schema.json")
 
 
-def spec_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a microforge service spec."""
-    generated = ServiceSpec.model_json_schema(mode="validation")
+def json_schema(
+    model: type[BaseModel], schema_id: str, title: str, description: str
+) -> dict[str, Any]:
+    """The draft 2020-12 JSON Schema of a pydantic model, with its id, title and description."""
+    generated = model.model_json_schema(mode="validation")
     generated.pop("title", None)
     generated.pop("description", None)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "microforge service spec",
-        "description": "A YAML domain spec from which microforge generates a FastAPI service: "
-        "its name, entities (fields, operations, permissions, state machine, events), consumed "
-        "events, dependencies on other services and rate limit.",
+        "$id": schema_id,
+        "title": title,
+        "description": description,
         **generated,
     }
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a microforge service spec."""
+    return json_schema(
+        ServiceSpec,
+        SCHEMA_ID,
+        "microforge service spec",
+        "A YAML domain spec from which microforge generates a FastAPI service: its name, "
+        "entities (fields, operations, permissions, state machine, events), consumed events, "
+        "dependencies on other services and rate limit.",
+    )
 
 
 def schema_text() -> str:

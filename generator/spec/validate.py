@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path as FsPath
 
 from .errors import Finding, Path, PathElement, SpecError, SpecIssue, format_path
-from .loader import DataError, Locator, load_yaml, to_plain
+from .loader import DataError, Loaded, Locator, load_yaml, to_plain
 from .model import ServiceSpec
 from .rules import check_rules
 from .structure import check_structure
@@ -40,7 +40,11 @@ def parse_spec(text: str, filename: str = "<spec>") -> ServiceSpec:
     if not isinstance(text, str):
         got = type(text).__name__
         raise SpecError([SpecIssue(filename, None, None, "", f"expected YAML text, got {got}")])
-    loaded = load_yaml(text)
+    return parse_loaded(load_yaml(text), filename)
+
+
+def parse_loaded(loaded: Loaded, filename: str = "<spec>") -> ServiceSpec:
+    """Validate the outcome of `load_yaml` (for callers that use its data and locator too)."""
     if loaded.fatal:
         raise SpecError(_resolve(loaded.findings, filename, None))
     if loaded.data is None and not loaded.findings:

@@ -52,11 +52,20 @@ app.kubernetes.io/component: server
 {{- default (include "service.fullname" .) .Values.secrets.name }}
 {{- end }}
 
+{{/*
+The image: `global.registry` (set by a system's umbrella chart) replaces the registry part of
+image.repository; the tag is image.tag, else global.tag, else the appVersion.
+*/}}
 {{- define "service.image" -}}
+{{- $global := .Values.global | default dict }}
+{{- $repository := .Values.image.repository }}
+{{- with $global.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (base $repository) }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (.Values.image.tag | default $global.tag | default .Chart.AppVersion) }}
 {{- end }}
 {{- end }}
 

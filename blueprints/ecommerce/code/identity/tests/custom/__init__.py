@@ -1,0 +1,1 @@
+"""Your own tests: created once by microforge, never overwritten by `copier update`."""

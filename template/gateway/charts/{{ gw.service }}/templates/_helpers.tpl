@@ -1,0 +1,1 @@
+../../../../charts/{{ model.service }}/templates/_helpers.tpl
