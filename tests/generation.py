@@ -47,22 +47,34 @@ def clean_env(**extra: str) -> dict[str, str]:
     inherited = {"VIRTUAL_ENV", "TEST_DATABASE_URL"}  # each leg says which database it wants
     env = {key: value for key, value in os.environ.items() if key not in inherited}
     env.update({"UV_NO_PROGRESS": "1", "PYTHONDONTWRITEBYTECODE": "1", **extra})
+    # a generated suite's test that hangs prints every thread's stack (then the timeout below)
+    env.setdefault("PYTEST_ADDOPTS", "-o faulthandler_timeout=240")
     return env
 
 
 def execute(
     project: Path, command: tuple[str, ...], env: dict[str, str], timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    """Run `command` in `project` with the project's clean environment, capturing its output."""
-    return subprocess.run(
-        command,
-        cwd=project,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run `command` in `project` with the project's clean environment, capturing its output;
+    past `timeout` it is killed and reported as failed (exit -9) with what it printed."""
+    try:
+        return subprocess.run(
+            command,
+            cwd=project,
+            env=clean_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        out, err = (
+            part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+            for part in (expired.stdout, expired.stderr)
+        )
+        return subprocess.CompletedProcess(
+            command, -9, out, f"{err}\n(killed: still running after {timeout:.0f} s)"
+        )
 
 
 def run(project: Path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
