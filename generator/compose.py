@@ -37,6 +37,8 @@ from .render import (
     git_commit_all,
     lock_project,
     make_parents,
+    move_entries,
+    remove_dirs,
     render_service,
 )
 from .speedups import shared_clones
@@ -133,8 +135,7 @@ def compose_system(
         git_commit_all(out, commit_message)
         files = count_files(out)
         if existed:
-            for entry in out.iterdir():
-                os.rename(entry, dest / entry.name)
+            move_entries(out, dest, keep=staging)
         else:
             os.rename(out, dest)
         done = True
@@ -144,15 +145,7 @@ def compose_system(
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         if not done:
-            if existed:
-                for entry in dest.iterdir():
-                    if entry != staging:
-                        shutil.rmtree(entry, ignore_errors=True)
-            for directory in created:
-                try:
-                    directory.rmdir()
-                except OSError:
-                    break
+            remove_dirs(created)
     notes: dict[str, None] = dict.fromkeys(clone_notes)
     for name, result in results.items():
         for note in result.notes:  # the same note from every part (dirty template) once

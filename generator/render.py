@@ -113,7 +113,7 @@ def render_service(
             if commit_message is not None:
                 git_commit_all(out, commit_message)
             if existed:
-                _move_entries(out, dest, keep=staging)
+                move_entries(out, dest, keep=staging)
             else:
                 os.rename(out, dest)
         done = True
@@ -123,11 +123,11 @@ def render_service(
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         if not done:
-            _remove_dirs(created)
+            remove_dirs(created)
     return RenderResult(dest, files, time.perf_counter() - started, committed, tuple(notes))
 
 
-def _move_entries(source: Path, dest: Path, *, keep: Path) -> None:
+def move_entries(source: Path, dest: Path, *, keep: Path) -> None:
     """Move the entries of `source` into the empty directory `dest`; on failure empty it again
     (all but `keep`, the staging directory)."""
     try:
@@ -212,7 +212,8 @@ def make_parents(directory: Path) -> list[Path]:
     return missing
 
 
-def _remove_dirs(directories: list[Path]) -> None:
+def remove_dirs(directories: list[Path]) -> None:
+    """Remove the directories a render created (innermost first), stopping at one not empty."""
     for directory in directories:
         try:
             directory.rmdir()
