@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from microforge.render import count_files
+
 REPO = Path(__file__).resolve().parents[1]
 BLUEPRINT = REPO / "blueprints" / "ecommerce" / "blueprint.yaml"
 RENDER_TARGET_SECONDS = 8.0
@@ -43,15 +45,6 @@ template, out, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for index in range(count):
     copier.run_copy(template, f"{out}/part{index}", defaults=True, quiet=True)
 """
-
-
-def count_files(root: Path) -> int:
-    total = 0
-    for _dirpath, dirnames, filenames in os.walk(root):
-        if ".git" in dirnames:
-            dirnames.remove(".git")
-        total += len(filenames)
-    return total
 
 
 def timed(command: list[str], dest: Path, env: dict[str, str]) -> tuple[float, float]:

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from microforge.render import count_files
+
 REPO = Path(__file__).resolve().parents[1]
 INVENTORY = REPO / "tests" / "specs" / "inventory_example.yaml"
 SERVICE_TARGET_SECONDS = 1.5
@@ -45,15 +47,6 @@ class Case:
     @property
     def files_per_second(self) -> float:
         return self.files / self.best if self.best else 0.0
-
-
-def count_files(root: Path) -> int:
-    total = 0
-    for _dirpath, dirnames, filenames in os.walk(root):
-        if ".git" in dirnames:
-            dirnames.remove(".git")
-        total += len(filenames)
-    return total
 
 
 def timed(command: list[str], dest: Path, env: dict[str, str]) -> tuple[float, float]:
