@@ -285,7 +285,7 @@ class SystemRun:
             env["DATABASE_URL"] = self.database_urls[project.name]
             if self.database_urls[project.name].startswith("postgresql"):
                 # every service on one local server (max_connections is 100 by default)
-                env.update(DATABASE_POOL_SIZE="4", DATABASE_MAX_OVERFLOW="4")
+                env.update(DATABASE_POOL_SIZE="8", DATABASE_MAX_OVERFLOW="0")
         if self.issuer is None:  # development tokens: one key shared by every process
             env["AUTH_DEV_KEY_FILE"] = str(self.run_dir / "dev-key.pem")
         else:

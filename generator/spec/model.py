@@ -212,6 +212,18 @@ class StatesSpec(BaseModel):
     )
 
 
+class CacheSpec(BaseModel):
+    """Cache-aside of an entity's reads by id."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="Cache")
+
+    ttl: Duration = Field(
+        default="60s",
+        description="How long a cached row may be served before it is read again, e.g. 60s "
+        "(writes refresh it as they commit, whatever the ttl).",
+    )
+
+
 class EntitySpec(BaseModel):
     """An entity: a table, a REST resource and its events."""
 
@@ -250,6 +262,11 @@ class EntitySpec(BaseModel):
         default=None,
         description="Scope that sees and acts on every user's rows (with `owner`); default "
         "<entity-snake>:admin.",
+    )
+    cache: CacheSpec | None = Field(
+        default=None,
+        description="Cache reads by id, e.g. {ttl: 60s}: in Redis when the service has "
+        "REDIS_URL (shared by its replicas), else in each process's memory. Needs `read`.",
     )
 
     @model_validator(mode="after")

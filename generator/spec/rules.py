@@ -161,6 +161,14 @@ def _entity(entity: _Entity, entity_names: list[str]) -> list[Finding]:
     findings += state_findings
     findings += _permissions(base, entity.data, operations, transitions)
     findings += _events(base, entity.data, operations, transitions)
+    if entity.data.get("cache") is not None and operations is not None and "read" not in operations:
+        findings.append(
+            Finding(
+                (*base, "cache"),
+                "cache keeps reads by id, and this entity has no 'read' operation (its "
+                f"operations: {allowed(operations)}); add 'read' or remove cache",
+            )
+        )
     return findings
 
 

@@ -68,6 +68,7 @@ _NOUNS: dict[tuple[str, ...], str] = {
     ("sagas", "steps", "target"): "step name",
     ("sagas", "steps", "timeout"): "duration",
     ("sagas", "steps", "deadline"): "duration",
+    ("entities", "cache", "ttl"): "duration",
 }
 
 _PATTERN_HELP: dict[str, str] = {
