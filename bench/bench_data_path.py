@@ -1,9 +1,10 @@
-"""The generated data path against a hand-written reference: read, list, create, update, transition.
+"""The generated data path against a hand-written reference: reads (cached too), list and writes.
 
     python bench/bench_data_path.py [--duration 5] [--rounds 1] [--connections 32]
                                     [--database both|postgres|sqlite] [--loader auto|wrk|python]
-                                    [--operations read,list,create,update,transition]
-                                    [--rows 2000] [--profile DIR] [--keep] [--project DIR]
+                                    [--operations read,cached_read,list,create,update,transition]
+                                    [--rows 2000] [--redis] [--profile DIR] [--keep]
+                                    [--project DIR]
 
 What it does, in one run (about 2 minutes with the defaults):
 1. generates the inventory service (tests/specs/inventory_example.yaml: two entities,
@@ -25,7 +26,11 @@ What it does, in one run (about 2 minutes with the defaults):
    `--connections` keep-alive connections for `--duration` seconds: wrk for the reads when it is
    installed, else (and always for the writes, which need a body, an If-Match per connection
    and the state of the row) bench/benchlib.py's asyncio loader in its own process:
-   - read: `GET /v1/products/{id}` (one row);
+   - read: `GET /v1/products/{id}` (one row) with `Cache-Control: no-cache`, which makes the
+     generated service read the database past its read cache (Product has `cache: {ttl: 60s}`
+     in the spec; the reference has no cache and ignores the header);
+   - cached_read: the same read without the header: the generated service answers from its
+     read cache (in process: the benchmark sets no REDIS_URL), the reference from the database;
    - list: `GET /v1/products?status=ACTIVE&sort=-price&limit=20` (a filter and a sort);
    - create: `POST /v1/products` (a new sku each time; a row and an outbox row);
    - update: `PATCH /v1/products/{id}` with `If-Match` (each connection its own row, sending the
@@ -36,6 +41,8 @@ What it does, in one run (about 2 minutes with the defaults):
    targets of issue 13 (reads and lists >= 0.6, writes >= 0.5); non-2xx answers are counted and
    make the run fail.
 
+`--redis` gives the generated service REDIS_URL=redis://127.0.0.1:6379/0 (its read cache and
+rate-limit counts then live in Redis, as with several replicas).
 `--profile DIR` also samples the generated service with py-spy (`uvx py-spy`, fetched from PyPI
 by uv on first use) while the read, list and create loads run, and writes one speedscope
 profile per operation and database into DIR (open them at https://www.speedscope.app), with a
@@ -85,8 +92,18 @@ NAME = "datapath-bench"
 """The inventory spec renamed: its events go to streams of its own, deleted at the end."""
 PACKAGE = "datapath_bench_service"
 ISSUER = "https://identity.bench.local"
-OPERATIONS = ("read", "list", "create", "update", "transition")
-TARGETS = {"read": 0.6, "list": 0.6, "create": 0.5, "update": 0.5, "transition": 0.5}
+OPERATIONS = ("read", "cached_read", "list", "create", "update", "transition")
+TARGETS = {
+    "read": 0.6,
+    "cached_read": 0.6,
+    "list": 0.6,
+    "create": 0.5,
+    "update": 0.5,
+    "transition": 0.5,
+}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NO_CACHE = {"Cache-Control": "no-cache"}
+"""What a read sends to get the database's row past the generated service's read cache."""
 LIST_PATH = "/v1/products?status=ACTIVE&sort=-price&limit=20"
 APPS = ("generated", "reference")
 PSQL = ("psql", "-h", "127.0.0.1", "-U", "postgres")
@@ -224,6 +241,8 @@ def measure(
     duration: float,
 ) -> Result:
     if operation == "read":
+        return load(loader, port, read_path, connections, duration, NO_CACHE)
+    if operation == "cached_read":
         return load(loader, port, read_path, connections, duration)
     if operation == "list":
         return load(loader, port, LIST_PATH, connections, duration)
@@ -253,7 +272,12 @@ def profiling(pid: int, target: Path | None, seconds: float) -> Iterator[None]:
 
 
 def serve(
-    project: Path, database_url: str, workdir: Path, sink_port: int, token_claims: dict[str, Any]
+    project: Path,
+    database_url: str,
+    workdir: Path,
+    sink_port: int,
+    token_claims: dict[str, Any],
+    redis_url: str | None,
 ) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, int]]:
     python = str(project / ".venv" / "bin" / "python")
     jwks = workdir / "jwks.json"
@@ -262,7 +286,7 @@ def serve(
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("OTEL_", "PROMETHEUS_", "APP_", "AUTH_", "RATE_LIMIT", "LOG_"))
-        and key not in {"VIRTUAL_ENV", "BROKER_URL", "DATABASE_URL"}
+        and key not in {"VIRTUAL_ENV", "BROKER_URL", "DATABASE_URL", "REDIS_URL"}
     }
     broker = "nats://127.0.0.1:4222" if answers(4222) else "memory://"
     environments = {
@@ -279,6 +303,7 @@ def serve(
             "BROKER_URL": broker,
             "EVENT_GROUP_PREFIX": GROUP_PREFIX,
             "EVENT_CONSUME_FROM": "new",  # not the events other runs left in the streams
+            **({"REDIS_URL": redis_url} if redis_url else {}),
         },
         "reference": {
             **base,
@@ -331,7 +356,8 @@ def bench_database(
         scopes = "product:write"
         keys = json.loads(run([python, "-c", KEYS_AND_TOKEN, ISSUER, NAME, scopes], work))
         read_path = f"/v1/products/{ids[0]}"
-        processes, ports = serve(project, url, work, sink_port, keys)
+        redis_url = REDIS_URL if args.redis else None
+        processes, ports = serve(project, url, work, sink_port, keys, redis_url)
         try:
             for name in APPS:
                 wait_ready("127.0.0.1", ports[name], read_path, processes[name])
@@ -419,6 +445,9 @@ def main() -> int:
     parser.add_argument("--operations", default=",".join(OPERATIONS))
     parser.add_argument("--rows", type=int, default=2000, help="products in the table")
     parser.add_argument("--profile", help="a directory for py-spy profiles of the generated app")
+    parser.add_argument(
+        "--redis", action="store_true", help="the generated service's read cache in Redis"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated project")
     parser.add_argument("--template", default=str(REPO), help="the template (default: this repo)")
     parser.add_argument(
@@ -432,6 +461,8 @@ def main() -> int:
     if shutil.which("uv") is None:
         sys.exit("uv is needed to install the generated project")
     kinds = ["postgres", "sqlite"] if args.database == "both" else [args.database]
+    if args.redis and not answers(6379):
+        sys.exit("--redis: no Redis answers on 127.0.0.1:6379")
     if "postgres" in kinds and not postgres_answers():
         if args.database == "postgres":
             sys.exit("PostgreSQL does not answer on 127.0.0.1:5432")

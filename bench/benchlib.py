@@ -298,8 +298,17 @@ def pick_loader(choice: str) -> str:
     return choice
 
 
-def load(loader: str, port: int, path: str, connections: int, duration: float) -> Result:
-    """GET `path` from `connections` keep-alive connections for `duration` seconds."""
+def load(
+    loader: str,
+    port: int,
+    path: str,
+    connections: int,
+    duration: float,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    """GET `path` (with `headers`) from `connections` keep-alive connections for `duration`
+    seconds."""
+    headers = headers or {}
     if loader == "wrk":
         out = subprocess.run(
             [
@@ -308,6 +317,7 @@ def load(loader: str, port: int, path: str, connections: int, duration: float) -
                 f"-c{connections}",
                 f"-d{int(duration)}s",
                 "--latency",
+                *(option for k, v in headers.items() for option in ("-H", f"{k}: {v}")),
                 f"http://127.0.0.1:{port}{path}",
             ],
             capture_output=True,
@@ -319,7 +329,8 @@ def load(loader: str, port: int, path: str, connections: int, duration: float) -
         p99 = parse_wrk_time(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
         bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
         return Result(rps, p50, p99, int(bad.group(1)) if bad else 0)
-    return load_plan({"port": port, "path": path, "connections": connections}, duration)
+    plan = {"port": port, "path": path, "connections": connections, "headers": headers}
+    return load_plan(plan, duration)
 
 
 def load_plan(plan: dict[str, Any], duration: float) -> Result:
