@@ -530,6 +530,8 @@ def _entity(
         events.append("updated")
     if chance(chooser, 40):
         entity["events"] = subset(chooser, [*events, *transitions])
+    if "read" in operations and chance(chooser, 30):
+        entity["cache"] = {"ttl": chooser.choice(("500ms", "60s", "5m"))}
     return entity
 
 
