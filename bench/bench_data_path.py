@@ -92,8 +92,9 @@ NAME = "datapath-bench"
 """The inventory spec renamed: its events go to streams of its own, deleted at the end."""
 PACKAGE = "datapath_bench_service"
 ISSUER = "https://identity.bench.local"
-OPERATIONS = ("read", "cached_read", "list", "create", "update", "transition")
-TARGETS = {
+OPERATIONS = ("read", "floor", "cached_read", "list", "create", "update", "transition")
+TARGETS: dict[str, float | None] = {
+    "floor": None,
     "read": 0.6,
     "cached_read": 0.6,
     "list": 0.6,
@@ -106,6 +107,28 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 """What a read sends to get the database's row past the generated service's read cache."""
 LIST_PATH = "/v1/products?status=ACTIVE&sort=-price&limit=20"
 APPS = ("generated", "reference")
+FLOOR_APPS = ("generated", "reference", "fastapi")
+"""The floor's apps: the service's stack with no data work, the reference's read, and that read
+routed by FastAPI (bench/floor_app.py)."""
+FLOOR_ROUTE = """
+
+# Added by bench/bench_data_path.py: the service's whole stack (middleware, tracing, logs,
+# metrics, rate limit, FastAPI routing) answering a fixed body: the floor of a generated read.
+import uuid as _uuid  # noqa: E402
+
+from starlette.responses import Response as _Response  # noqa: E402
+
+_FLOOR_BODY = (
+    b'{"id": "01a240f0-cda0-7dd5-973c-af743cee9ea5", "sku": "BENCH-0", "name": "Bench 0", '
+    b'"price": "12.50", "stock": 3, "status": "ACTIVE", "category_id": null, "owner_id": null, '
+    b'"created_at": "2026-12-04T12:00:00Z", "updated_at": "2026-12-04T12:00:00Z", "version": 1}'
+)
+
+
+@router.get("/bench/floor/{row_id}", include_in_schema=False)
+async def bench_floor(row_id: _uuid.UUID) -> _Response:
+    return _Response(_FLOOR_BODY, media_type="application/json", headers={"ETag": '"1"'})
+"""
 PSQL = ("psql", "-h", "127.0.0.1", "-U", "postgres")
 UVICORN = ("--workers", "1", "--log-level", "warning", "--no-access-log")
 PROFILED = frozenset({"read", "list", "create"})
@@ -242,6 +265,9 @@ def measure(
 ) -> Result:
     if operation == "read":
         return load(loader, port, read_path, connections, duration, NO_CACHE)
+    if operation == "floor":  # the generated service's /bench/floor route: no data work
+        floor_path = read_path.replace("/v1/products/", "/bench/floor/")
+        return load(loader, port, floor_path, connections, duration, NO_CACHE)
     if operation == "cached_read":
         return load(loader, port, read_path, connections, duration)
     if operation == "list":
@@ -278,6 +304,7 @@ def serve(
     sink_port: int,
     token_claims: dict[str, Any],
     redis_url: str | None,
+    apps: tuple[str, ...],
 ) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, int]]:
     python = str(project / ".venv" / "bin" / "python")
     jwks = workdir / "jwks.json"
@@ -314,11 +341,16 @@ def serve(
             "SERVICE_NAME": NAME,
         },
     }
-    ports = {name: free_port() for name in APPS}
+    environments["fastapi"] = environments["reference"]
+    ports = {name: free_port() for name in apps}
     commands = {
         "generated": [python, "-m", PACKAGE, "serve", "--host", "127.0.0.1"],
         "reference": [
             *(python, "-m", "uvicorn", "reference_app:app", "--app-dir", str(REPO / "bench")),
+            *("--host", "127.0.0.1", *UVICORN),
+        ],
+        "fastapi": [
+            *(python, "-m", "uvicorn", "floor_app:app", "--app-dir", str(REPO / "bench")),
             *("--host", "127.0.0.1", *UVICORN),
         ],
     }
@@ -330,7 +362,7 @@ def serve(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for name in APPS
+        for name in apps
     }
     print(f"  broker of the generated service: {broker}", flush=True)
     return processes, ports
@@ -340,7 +372,14 @@ def bench_database(
     kind: str, project: Path, work: Path, args: argparse.Namespace, loader: str, sink_port: int
 ) -> dict[str, dict[str, Result]]:
     python = str(project / ".venv" / "bin" / "python")
-    results: dict[str, dict[str, list[Result]]] = {op: {a: [] for a in APPS} for op in args.ops}
+
+    def apps_of(op: str) -> tuple[str, ...]:
+        return FLOOR_APPS if op == "floor" else APPS
+
+    results: dict[str, dict[str, list[Result]]] = {
+        op: {a: [] for a in apps_of(op)} for op in args.ops
+    }
+    serving = FLOOR_APPS if "floor" in args.ops else APPS
     with database(kind, work) as url:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         env["DATABASE_URL"] = url
@@ -357,22 +396,26 @@ def bench_database(
         keys = json.loads(run([python, "-c", KEYS_AND_TOKEN, ISSUER, NAME, scopes], work))
         read_path = f"/v1/products/{ids[0]}"
         redis_url = REDIS_URL if args.redis else None
-        processes, ports = serve(project, url, work, sink_port, keys, redis_url)
+        processes, ports = serve(project, url, work, sink_port, keys, redis_url, serving)
         try:
-            for name in APPS:
+            for name in serving:
                 wait_ready("127.0.0.1", ports[name], read_path, processes[name])
             print(
                 f"{kind}: {args.connections} connections, {args.rounds} round(s) of "
                 f"{args.duration:g} s per operation and app; loader {loader} (writes: python)",
                 flush=True,
             )
-            for name in APPS:  # warm-up: imports, pools, caches
+            for name in serving:  # warm-up: imports, pools, caches
                 load(loader, ports[name], read_path, args.connections, 2)
+                if name == "fastapi":
+                    continue
                 warm = plans(ids, args.connections, keys["token"], f"W{name[0]}{kind[0]}")
                 load_plan({**warm["create"], "port": ports[name], "connections": 4}, 1)
             for number in range(args.rounds):
-                order = list(APPS) if number % 2 == 0 else list(reversed(APPS))
                 for op in args.ops:
+                    order = list(apps_of(op))
+                    if number % 2:
+                        order.reverse()
                     for name in order:
                         tag = f"{name[0]}{kind[0]}{number}".upper()
                         write_plans = plans(ids, args.connections, keys["token"], tag)
@@ -383,7 +426,7 @@ def bench_database(
                             )
                         with profiling(processes[name].pid, target, args.duration):
                             result = measure(
-                                op,
+                                "read" if op == "floor" and name != "generated" else op,
                                 loader,
                                 ports[name],
                                 read_path,
@@ -422,17 +465,40 @@ def report(kind: str, summary: dict[str, dict[str, Result]]) -> int:
     for op, by_app in summary.items():
         gen, ref = by_app["generated"], by_app["reference"]
         ratio = gen.rps / ref.rps if ref.rps else 0.0
-        verdict = "OK" if ratio >= TARGETS[op] else "MISSED"
+        target = TARGETS[op]
+        if target is None:
+            continue
+        verdict = "OK" if ratio >= target else "MISSED"
         print(
             f"{op:<11}{gen.rps:>16.0f}{gen.p50_ms:>8.1f}{gen.p99_ms:>8.1f}"
             f"{ref.rps:>17.0f}{ref.p50_ms:>8.1f}{ref.p99_ms:>8.1f}{ratio:>8.2f}"
-            f"{'>= ' + format(TARGETS[op], '.1f'):>8} {verdict}"
+            f"{'>= ' + format(target, '.1f'):>8} {verdict}"
         )
         bad += gen.non_2xx + ref.non_2xx
     print("(p50 and p99 in ms; ratio: generated req/s / reference req/s)")
+    if "floor" in summary:
+        bad += floor_report(summary["floor"], summary.get("read", {}).get("generated"))
     if bad:
         print(f"WARNING: {bad} unexpected answers (see the rounds above)")
     return bad
+
+
+def floor_report(floor: dict[str, Result], generated_read: Result | None) -> int:
+    """What the framework and the stack cost before any data work, against the reference's
+    read: the most a generated read could reach."""
+    ref = floor["reference"]
+    rows = [
+        ("reference read (Starlette + asyncpg, by hand)", ref),
+        ("the same read routed by FastAPI (floor_app.py)", floor["fastapi"]),
+        ("the service's stack, a fixed body, no data work", floor["generated"]),
+    ]
+    if generated_read is not None:
+        rows.append(("the generated read (past its cache)", generated_read))
+    print("the floor: what a read costs before its data work, against the reference's read")
+    for label, result in rows:
+        ratio = result.rps / ref.rps if ref.rps else 0.0
+        print(f"  {label:<50}{result.rps:>8.0f} req/s  p50 {result.p50_ms:6.1f} ms  {ratio:5.2f}")
+    return sum(result.non_2xx for result in floor.values())
 
 
 def main() -> int:
@@ -479,6 +545,9 @@ def main() -> int:
         if not args.project:
             print(f"generating the inventory service in {project} ...", flush=True)
             generate(SPEC, project, args.template, NAME)
+        custom_routes = project / "src" / PACKAGE / "custom_routes.py"
+        if "/bench/floor/" not in custom_routes.read_text():
+            custom_routes.write_text(custom_routes.read_text() + FLOOR_ROUTE)
         summaries = {
             kind: bench_database(kind, project, work, args, loader, sink.server_address[1])
             for kind in kinds
