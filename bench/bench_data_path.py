@@ -2,7 +2,8 @@
 
     python bench/bench_data_path.py [--duration 5] [--rounds 1] [--connections 32]
                                     [--database both|postgres|sqlite] [--loader auto|wrk|python]
-                                    [--operations read,floor,cached_read,list,create,update,transition]
+                                    [--operations read,floor,cached_read,list,create,
+                                                  update,transition]
                                     [--rows 2000] [--redis] [--profile DIR] [--keep]
                                     [--project DIR]
 
