@@ -30,6 +30,10 @@ What it does, in one run (about 2 minutes with the defaults):
    - read: `GET /v1/products/{id}` (one row) with `Cache-Control: no-cache`, which makes the
      generated service read the database past its read cache (Product has `cache: {ttl: 60s}`
      in the spec; the reference has no cache and ignores the header);
+   - floor: what a read costs before its data work: the generated service's `/bench/floor/{id}`
+     (a route the benchmark adds to the project's custom_routes.py, answering a fixed body
+     through the whole stack), and the reference's read routed by FastAPI (bench/floor_app.py,
+     a third app), each against the reference's read;
    - cached_read: the same read without the header: the generated service answers from its
      read cache (in process: the benchmark sets no REDIS_URL), the reference from the database;
    - list: `GET /v1/products?status=ACTIVE&sort=-price&limit=20` (a filter and a sort);
